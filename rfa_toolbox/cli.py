@@ -1,0 +1,105 @@
+"""The ``rfa`` command: a thin shell over the public API."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .analysis import UNDERUTILIZED, UNPRODUCTIVE, Report
+from .api import analyze
+from .errors import RFAError
+from .formats import FORMATS, render
+
+FAIL_ON = {
+    UNPRODUCTIVE: (UNPRODUCTIVE,),
+    UNDERUTILIZED: (UNPRODUCTIVE, UNDERUTILIZED),
+}
+
+MODEL_HELP = "an architecture file (.yaml, .yml, .json)"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="rfa")
+def cli() -> None:
+    """Receptive-field analysis: find the layers of a CNN that cannot add context at an input
+    resolution, before training it.
+
+    Exit codes: 0 success, 1 findings when --fail-on asks for it, 2 bad input.
+    """
+
+
+@cli.command("analyze")
+@click.argument("model", metavar="MODEL")
+@click.option("--res", "-r", "resolution", required=True, metavar="R",
+              help="Input resolution: one size for every axis (224) or one per axis (800x1333).")
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for programs (schema rfa-toolbox/report/v1), markdown for docs.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the report to this file instead of standard output.")
+@click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
+              help="Exit with code 1 when the model has unproductive layers (or, with"
+                   " 'underutilized', unproductive or underutilized ones).")
+@click.option("--all-layers", is_flag=True,
+              help="List every op in the table, not only the layers that compute.")
+def analyze_command(model: str, resolution: str, fmt: str, output: Path | None,
+                    fail_on: str | None, all_layers: bool) -> None:
+    """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
+    border layers.
+
+    MODEL is an architecture file (.yaml, .yml or .json).
+    """
+    report = analyze(model, resolution)
+    color = output is None and fmt == "table" and sys.stdout.isatty()
+    text = render(report, fmt, all_layers, color=color)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    _exit_for_findings(report, fail_on)
+
+
+def _exit_for_findings(report: Report, fail_on: str | None) -> None:
+    if fail_on is None:
+        return
+    found = [row.name for row in report.layers if row.status in FAIL_ON[fail_on]]
+    if found:
+        kinds = "unproductive" if fail_on == UNPRODUCTIVE else "unproductive or underutilized"
+        click.echo(f"rfa: {len(found)} {kinds} layer(s) at {'x'.join(map(str, report.resolution))}:"
+                   f" {', '.join(found[:10])}{' ...' if len(found) > 10 else ''}", err=True)
+        sys.exit(1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``rfa`` console script: bad input ends in one line and exit code 2."""
+    try:
+        cli.main(args=argv, prog_name="rfa", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("rfa: aborted", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        hint = ""
+        if isinstance(exc, click.UsageError) and exc.ctx is not None:
+            hint = f" (see '{exc.ctx.command_path} --help')"
+        click.echo(f"rfa: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except RFAError as exc:
+        click.echo(f"rfa: error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the CLI never ends in a traceback
+        if os.environ.get("RFA_DEBUG"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        click.echo(f"rfa: error: {type(exc).__name__}: {first} (set RFA_DEBUG=1 for the traceback)",
+                   err=True)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,108 @@
+"""Reports for people (rich table, markdown) and for programs (JSON)."""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable, Optional
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from .analysis import BORDER, HEAD, UNDERUTILIZED, UNPRODUCTIVE, LayerResult, Report
+
+FORMATS = ("table", "json", "markdown")
+STATUS_STYLE = {UNPRODUCTIVE: "bold red", UNDERUTILIZED: "dark_orange", BORDER: "yellow",
+                HEAD: "grey50", "ok": ""}
+
+
+def axes(values: Optional[Iterable]) -> str:
+    """Per-axis values as text: ``268`` when all equal, ``268x300`` otherwise, ``inf`` for None."""
+    if values is None:
+        return "-"
+    texts = ["inf" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    return texts[0] if len(set(texts)) == 1 else "x".join(texts)
+
+
+def window(row: LayerResult) -> str:
+    """Kernel, stride and dilation as ``k3 s2 d1``, or empty for ops without a window."""
+    if not row.kernel:
+        return ""
+    parts = [f"k{axes(row.kernel)}", f"s{axes(row.stride)}"]
+    if row.dilation and any(d != 1 for d in row.dilation):
+        parts.append(f"d{axes(row.dilation)}")
+    return " ".join(parts)
+
+
+def summary_lines(report: Report) -> list[str]:
+    """The summary shown above the layer table: r, utilization and counts of findings."""
+    res = axes(report.resolution)
+    verdict = "yes" if report.fully_utilized else f"no (needs an input larger than {axes(report.r)})"
+    heads = sum(1 for row in report.layers if row.status == HEAD and row.computes)
+    lines = [
+        f"model: {report.model}",
+        f"resolution: {res}",
+        f"r (minimal feasible resolution): {axes(report.r)}",
+        f"max resolution (largest r_max): {axes(report.max_resolution)}",
+        f"fully utilized at {res}: {verdict}",
+        f"findings: {len(report.unproductive)} unproductive, {len(report.underutilized)}"
+        f" underutilized, {len(report.border)} border ({heads} head layers not counted)",
+    ]
+    if report.unknown_ops:
+        lines.append(f"unknown ops treated as neutral: {', '.join(report.unknown_ops)}")
+    lines += [f"note: {note}" for note in report.notes]
+    return lines
+
+
+def shown_rows(report: Report, all_layers: bool) -> list[LayerResult]:
+    """The rows a table shows: computing layers (and heads), or every layer."""
+    return [row for row in report.layers if all_layers or row.computes or row.op == "input"]
+
+
+def render_table(report: Report, all_layers: bool = False, width: int | None = None,
+                 color: bool = False) -> str:
+    """The report as a rich table (summary first, then one row per layer)."""
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or 140, force_terminal=color, no_color=not color,
+                      highlight=False)
+    for line in summary_lines(report):
+        key, _, value = line.partition(": ")
+        console.print(Text.assemble((key + ": ", "bold"), value))
+    rows = shown_rows(report, all_layers)
+    columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "status"]
+    with_shape = any(row.shape for row in rows)
+    if with_shape:
+        columns.append("shape")
+    table = Table(show_lines=False, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("#", "r_min", "r_max", "input r_min") else "left")
+    for number, row in enumerate(rows, 1):
+        cells = [str(number), row.name, row.op, window(row), axes(row.r_min), axes(row.r_max),
+                 axes(row.input_r_min), Text(row.status, style=STATUS_STYLE.get(row.status, ""))]
+        if with_shape:
+            cells.append(axes(row.shape) if row.shape else "")
+        table.add_row(*cells)
+    console.print(table)
+    return buffer.getvalue()
+
+
+def render_markdown(report: Report, all_layers: bool = False) -> str:
+    """The report as Markdown: a summary list, then a table of layers."""
+    out = [f"# Receptive-field analysis: {report.model}", ""]
+    out += [f"- {line}" for line in summary_lines(report)]
+    out += ["", "| # | layer | op | window | r_min | r_max | input r_min | status |",
+            "|---:|---|---|---|---:|---:|---:|---|"]
+    for number, row in enumerate(shown_rows(report, all_layers), 1):
+        status = f"**{row.status}**" if row.is_finding else row.status
+        out.append(f"| {number} | `{row.name}` | {row.op} | {window(row)} | {axes(row.r_min)} |"
+                   f" {axes(row.r_max)} | {axes(row.input_r_min)} | {status} |")
+    return "\n".join(out) + "\n"
+
+
+def render(report: Report, fmt: str, all_layers: bool = False, color: bool = False) -> str:
+    """The report in ``fmt`` (one of :data:`FORMATS`)."""
+    if fmt == "json":
+        return report.to_json() + "\n"
+    if fmt == "markdown":
+        return render_markdown(report, all_layers)
+    return render_table(report, all_layers, color=color)

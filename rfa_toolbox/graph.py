@@ -1,0 +1,239 @@
+"""The framework-free network graph: layers with per-axis transfers, connected in a DAG."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from fractions import Fraction
+from functools import cached_property
+from typing import Iterator, Sequence, Union
+
+import networkx as nx
+
+from .errors import CycleError, GraphError
+
+Number = Union[int, Fraction]
+
+
+class Transfer(str, Enum):
+    """How a layer changes the receptive field of the paths that go through it."""
+
+    INPUT = "input"            #: a network input: r = 1, j = 1
+    WINDOW = "window"          #: conv or pool: r + d(k-1)j, j*s
+    TRANSPOSED = "transposed"  #: transposed conv: r + (ceil(k'/s)-1)j, j/s
+    UPSAMPLE = "upsample"      #: nearest: r, j/u; linear family: r + j, j/u
+    GLOBAL = "global"          #: sees everything: infinite receptive field
+    NEUTRAL = "neutral"        #: elementwise, norm, activation, pad: unchanged
+    MERGE = "merge"            #: add, mul, concat: union of the inputs' paths
+
+
+def simplify(x: Number) -> Number:
+    """An integral Fraction as an int, anything else unchanged."""
+    if isinstance(x, Fraction) and x.denominator == 1:
+        return int(x)
+    return x
+
+
+def plain(x: Number) -> int | float:
+    """A number for display and JSON: an int when integral, else a float."""
+    x = simplify(x)
+    return x if isinstance(x, int) else round(float(x), 6)
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One node of the graph: an op and its per-axis receptive-field transfer.
+
+    ``kernel``, ``stride`` and ``dilation`` hold one value per spatial axis for
+    window and transposed layers; ``factor`` one value per axis for upsampling.
+    ``global_axes`` lists the axes a global layer collapses (empty: all of them).
+    The remaining fields are metadata that encoders fill in when they know it.
+    """
+
+    name: str
+    op: str
+    transfer: Transfer
+    kernel: tuple[int, ...] = ()
+    stride: tuple[Number, ...] = ()
+    dilation: tuple[int, ...] = ()
+    factor: tuple[Number, ...] = ()
+    mode: str = "nearest"
+    global_axes: tuple[int, ...] = ()
+    computes: bool = False
+    module: str | None = None
+    shape: tuple[int, ...] | None = None
+    in_channels: int | None = None
+    out_channels: int | None = None
+    groups: int | None = None
+    params: int | None = None
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @cached_property
+    def affine(self) -> tuple[tuple[Number, Number], ...] | None:
+        """Per axis (c, m): a path (r, j) becomes (r + c*j, j*m); None for global layers."""
+        t = self.transfer
+        if t is Transfer.GLOBAL:
+            return None
+        if t is Transfer.WINDOW:
+            return tuple(
+                (d * (k - 1), s) for k, s, d in zip(self.kernel, self.stride, self.dilation)
+            )
+        if t is Transfer.TRANSPOSED:
+            return tuple(
+                (math.ceil(Fraction(d * (k - 1) + 1) / s) - 1, simplify(Fraction(1) / s))
+                for k, s, d in zip(self.kernel, self.stride, self.dilation)
+            )
+        if t is Transfer.UPSAMPLE:
+            c = 0 if self.mode == "nearest" else 1
+            return tuple((c, simplify(Fraction(1) / Fraction(u))) for u in self.factor)
+        return ()  # identity on every axis
+
+    @property
+    def is_resampling(self) -> bool:
+        """True for upsampling and transposed convs, where the rules are an estimate."""
+        return self.transfer in (Transfer.UPSAMPLE, Transfer.TRANSPOSED)
+
+    def with_changes(self, **changes) -> "Layer":
+        """A copy of this layer with some fields replaced."""
+        return replace(self, **changes)
+
+
+class Graph:
+    """A directed acyclic graph of :class:`Layer` objects, for a network with ``ndim`` spatial axes.
+
+    The structure is a :class:`networkx.DiGraph` (``graph.nx``) whose nodes are layer names;
+    the order of a node's predecessors is the order its inputs were connected.
+    """
+
+    def __init__(self, ndim: int = 2, name: str = "model"):
+        if ndim not in (1, 2, 3):
+            raise GraphError(f"ndim must be 1, 2 or 3 spatial axes, not {ndim!r}")
+        self.ndim = ndim
+        self.name = name
+        self.nx = nx.DiGraph()
+        self.outputs: list[str] = []
+        self.unknown_ops: list[str] = []
+        self._layers: dict[str, Layer] = {}
+        self._index: dict[str, int] = {}
+        self._in_order = True
+        self._order: list[str] | None = None
+
+    # -- construction -------------------------------------------------------------------------
+    def add(self, layer: Layer, inputs: Sequence[str] = ()) -> str:
+        """Add ``layer`` fed by the existing nodes ``inputs``; returns its name."""
+        if layer.name in self._layers:
+            raise GraphError(f"duplicate layer name {layer.name!r}")
+        for attr in ("kernel", "stride", "dilation", "factor"):
+            value = getattr(layer, attr)
+            if value and len(value) != self.ndim:
+                raise GraphError(
+                    f"layer {layer.name!r}: {attr} {list(value)} has {len(value)} axes,"
+                    f" the graph has {self.ndim}"
+                )
+        self._layers[layer.name] = layer
+        self._index[layer.name] = len(self._index)
+        self.nx.add_node(layer.name)
+        self._order = None
+        for source in inputs:
+            self.connect(source, layer.name)
+        return layer.name
+
+    def connect(self, source: str, target: str) -> None:
+        """Add the edge ``source -> target`` between two existing nodes."""
+        for node in (source, target):
+            if node not in self._layers:
+                raise GraphError(f"unknown layer {node!r} (in edge {source!r} -> {target!r})")
+        if self._index[source] >= self._index[target]:
+            self._in_order = False
+        self.nx.add_edge(source, target)
+        self._order = None
+
+    def replace(self, layer: Layer) -> None:
+        """Replace the layer of the same name, keeping its edges."""
+        if layer.name not in self._layers:
+            raise GraphError(f"unknown layer {layer.name!r}")
+        self._layers[layer.name] = layer
+
+    def copy(self) -> "Graph":
+        """An independent copy (layers are immutable and shared)."""
+        other = Graph(self.ndim, self.name)
+        other.nx = self.nx.copy()
+        other.outputs = list(self.outputs)
+        other.unknown_ops = list(self.unknown_ops)
+        other._layers = dict(self._layers)
+        other._index = dict(self._index)
+        other._in_order = self._in_order
+        return other
+
+    # -- queries ------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._layers)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._layers
+
+    def __iter__(self) -> Iterator[Layer]:
+        return iter(self._layers.values())
+
+    def __getitem__(self, name: str) -> Layer:
+        try:
+            return self._layers[name]
+        except KeyError:
+            raise GraphError(f"unknown layer {name!r}") from None
+
+    def predecessors(self, name: str) -> list[str]:
+        """The nodes feeding ``name``, in the order they were connected."""
+        return list(self.nx.pred[name])
+
+    def successors(self, name: str) -> list[str]:
+        """The nodes fed by ``name``."""
+        return list(self.nx.succ[name])
+
+    @property
+    def inputs(self) -> list[str]:
+        """The input nodes."""
+        return [n for n, layer in self._layers.items() if layer.transfer is Transfer.INPUT]
+
+    @property
+    def output_nodes(self) -> list[str]:
+        """The declared outputs, or else every node that feeds nothing."""
+        if self.outputs:
+            return list(self.outputs)
+        return [n for n in self._layers if not self.nx.succ[n]]
+
+    def topological_order(self) -> list[str]:
+        """Node names so that every edge goes forward; raises :class:`CycleError` on a cycle."""
+        if self._order is not None:
+            return self._order
+        if self._in_order:
+            order = list(self._layers)
+        else:
+            try:
+                order = list(nx.topological_sort(self.nx))
+            except nx.NetworkXUnfeasible:
+                cycle = nx.find_cycle(self.nx)
+                raise CycleError([edge[0] for edge in cycle]) from None
+        self._order = order
+        return order
+
+    def validate(self) -> None:
+        """Check that the graph can be analyzed: an input, no orphans, no cycle, known outputs."""
+        if not self.inputs:
+            raise GraphError("the graph has no input layer")
+        orphans = [
+            n for n, layer in self._layers.items()
+            if layer.transfer is not Transfer.INPUT and not self.nx.pred[n]
+        ]
+        if orphans:
+            raise GraphError(f"layers without inputs: {', '.join(orphans[:10])}")
+        fed_inputs = [n for n in self.inputs if self.nx.pred[n]]
+        if fed_inputs:
+            raise GraphError(f"input layers cannot have inputs: {', '.join(fed_inputs[:10])}")
+        for name in self.outputs:
+            if name not in self._layers:
+                raise GraphError(f"output {name!r} is not a layer of the graph")
+        self.topological_order()
+
+    def __repr__(self) -> str:
+        return f"Graph(name={self.name!r}, ndim={self.ndim}, layers={len(self)})"

@@ -1,0 +1,150 @@
+"""The op vocabulary shared by the Python builder and architecture files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from .errors import GraphError, UnknownOpError
+from .graph import Layer, Number, Transfer, simplify
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """What an op name means: its transfer, whether it computes, and the parameters it takes."""
+
+    transfer: Transfer
+    computes: bool
+    params: tuple[str, ...] = ()
+    doc: str = ""
+
+
+_WINDOW = ("kernel", "stride", "dilation")
+_META = ("in_channels", "out_channels", "groups", "params", "shape", "module")
+
+OPS: dict[str, OpInfo] = {
+    "input": OpInfo(Transfer.INPUT, False, (), "a network input"),
+    "conv": OpInfo(Transfer.WINDOW, True, _WINDOW, "convolution (any kernel, grouped or depthwise)"),
+    "conv_transpose": OpInfo(Transfer.TRANSPOSED, True, _WINDOW, "transposed convolution"),
+    "max_pool": OpInfo(Transfer.WINDOW, True, _WINDOW, "max pooling"),
+    "avg_pool": OpInfo(Transfer.WINDOW, True, _WINDOW, "average pooling"),
+    "upsample": OpInfo(Transfer.UPSAMPLE, True, ("factor", "mode"), "upsampling by a factor"),
+    "global_avg_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global average pooling"),
+    "global_max_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global max pooling"),
+    "dense": OpInfo(Transfer.GLOBAL, True, (), "fully connected layer over all positions"),
+    "attention": OpInfo(Transfer.GLOBAL, True, (), "attention or token mixing over all positions"),
+    "flatten": OpInfo(Transfer.GLOBAL, False, (), "flattening of the spatial axes"),
+    "add": OpInfo(Transfer.MERGE, False, (), "elementwise sum"),
+    "mul": OpInfo(Transfer.MERGE, False, (), "elementwise product"),
+    "sub": OpInfo(Transfer.MERGE, False, (), "elementwise difference"),
+    "div": OpInfo(Transfer.MERGE, False, (), "elementwise quotient"),
+    "concat": OpInfo(Transfer.MERGE, False, (), "concatenation along channels"),
+    "merge": OpInfo(Transfer.MERGE, False, (), "any other merge of several inputs"),
+    "neutral": OpInfo(Transfer.NEUTRAL, False, (), "any op that keeps the receptive field"),
+    "identity": OpInfo(Transfer.NEUTRAL, False, (), "identity"),
+    "activation": OpInfo(Transfer.NEUTRAL, False, (), "elementwise activation"),
+    "relu": OpInfo(Transfer.NEUTRAL, False, (), "ReLU"),
+    "norm": OpInfo(Transfer.NEUTRAL, False, (), "normalization (batch, layer, group)"),
+    "batch_norm": OpInfo(Transfer.NEUTRAL, False, (), "batch normalization"),
+    "dropout": OpInfo(Transfer.NEUTRAL, False, (), "dropout"),
+    "pad": OpInfo(Transfer.NEUTRAL, False, (), "padding"),
+    "channel_shuffle": OpInfo(Transfer.NEUTRAL, False, (), "channel shuffle"),
+}
+
+UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area")
+
+
+def per_axis(value: Any, ndim: int, what: str, layer: str, *, rational: bool = False) -> tuple:
+    """``value`` (a number or one per axis) as a tuple of ``ndim`` positive numbers."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+    if len(values) != ndim:
+        raise GraphError(f"layer {layer!r}: {what} {values} needs {ndim} values, one per axis")
+    out = []
+    for v in values:
+        try:
+            number = Fraction(str(v)) if rational else v
+        except (ValueError, ZeroDivisionError):
+            number = None
+        valid = number is not None and not isinstance(v, bool) and (
+            rational or isinstance(v, int)
+        )
+        if not valid or number <= 0:
+            kind = "positive numbers" if rational else "positive integers"
+            raise GraphError(f"layer {layer!r}: {what} must be {kind}, got {v!r}")
+        out.append(simplify(number) if rational else number)
+    return tuple(out)
+
+
+_TRANSFER_PARAMS = {
+    Transfer.WINDOW: _WINDOW,
+    Transfer.TRANSPOSED: _WINDOW,
+    Transfer.UPSAMPLE: ("factor", "mode"),
+    Transfer.GLOBAL: ("axes",),
+}
+
+
+def op_info(op: str, transfer: str | None = None, computes: bool | None = None) -> OpInfo:
+    """The meaning of ``op``; an op outside the vocabulary needs an explicit ``transfer``."""
+    info = OPS.get(op)
+    if transfer is not None:
+        try:
+            kind = Transfer(transfer)
+        except ValueError:
+            raise GraphError(
+                f"op {op!r}: unknown transfer {transfer!r} (one of {', '.join(t.value for t in Transfer)})"
+            ) from None
+        if info is None or info.transfer is not kind:
+            default = kind in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.UPSAMPLE, Transfer.GLOBAL)
+            info = OpInfo(kind, default, _TRANSFER_PARAMS.get(kind, ()), "")
+    if info is None:
+        raise UnknownOpError([op], sorted(OPS))
+    if computes is not None and computes != info.computes:
+        info = OpInfo(info.transfer, bool(computes), info.params, info.doc)
+    return info
+
+
+def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
+               computes: bool | None = None, **params: Any) -> Layer:
+    """Build a :class:`Layer` from an op name of :data:`OPS` and its parameters.
+
+    Window ops take ``kernel`` (required), ``stride`` (default 1; pools default to the kernel)
+    and ``dilation`` (default 1); ``upsample`` takes ``factor`` and ``mode``; global pools take
+    optional ``axes``. Metadata (channels, params, shape, module) is accepted by every op.
+    An op name outside the vocabulary is accepted with an explicit ``transfer``.
+    """
+    info = op_info(op, transfer, computes)
+    unexpected = set(params) - set(info.params) - set(_META)
+    if unexpected:
+        raise GraphError(
+            f"layer {name!r}: op {op!r} takes no parameter {', '.join(sorted(unexpected))}"
+            f" (it takes: {', '.join(info.params + _META)})"
+        )
+    fields: dict[str, Any] = {k: params[k] for k in _META if params.get(k) is not None}
+    if "shape" in fields:
+        fields["shape"] = tuple(fields["shape"])
+    if info.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
+        if params.get("kernel") is None:
+            raise GraphError(f"layer {name!r}: op {op!r} needs a kernel")
+        kernel = per_axis(params["kernel"], ndim, "kernel", name)
+        default_stride = kernel if op in ("max_pool", "avg_pool") else 1
+        fields["kernel"] = kernel
+        fields["stride"] = per_axis(params.get("stride") or default_stride, ndim, "stride", name)
+        fields["dilation"] = per_axis(params.get("dilation") or 1, ndim, "dilation", name)
+    elif info.transfer is Transfer.UPSAMPLE:
+        fields["factor"] = per_axis(params.get("factor") or 2, ndim, "factor", name, rational=True)
+        mode = params.get("mode") or "nearest"
+        if mode not in UPSAMPLE_MODES:
+            raise GraphError(
+                f"layer {name!r}: unknown upsample mode {mode!r} (one of {', '.join(UPSAMPLE_MODES)})"
+            )
+        fields["mode"] = "nearest" if mode in ("nearest", "area") else "linear"
+        if mode not in ("nearest", "linear"):
+            fields.setdefault("meta", {})["interpolation"] = mode
+    elif info.transfer is Transfer.GLOBAL and params.get("axes") is not None:
+        axes = params["axes"]
+        axes = tuple(axes) if isinstance(axes, (list, tuple)) else (axes,)
+        if not all(isinstance(a, int) and 0 <= a < ndim for a in axes):
+            raise GraphError(f"layer {name!r}: axes must be spatial axis numbers 0..{ndim - 1}")
+        fields["global_axes"] = tuple(sorted(set(axes)))
+    return Layer(name=name, op=op, transfer=info.transfer, computes=info.computes, **fields)

@@ -1,0 +1,156 @@
+"""Propagation of min/max receptive-field sets over the graph, in one topological pass.
+
+Every path from an input to a node has, per axis, a size r and a jump j. Instead of
+enumerating paths, each node keeps per axis the Pareto-minimal pairs (no other pair has both
+r and j smaller or equal), the Pareto-maximal finite pairs, and a flag for infinite paths.
+All transfers are monotone in (r, j), so dominated pairs can never become extreme later and
+r_min / r_max are exact.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Sequence
+
+from .graph import Graph, Layer, Number, Transfer, simplify
+
+Pair = tuple[Number, Number]
+
+
+class AxisRF:
+    """The receptive-field sets of one node on one axis (immutable, shared between nodes)."""
+
+    __slots__ = ("mins", "maxs", "infinite")
+
+    def __init__(self, mins: tuple[Pair, ...], maxs: tuple[Pair, ...], infinite: bool):
+        self.mins = mins  #: Pareto-minimal (r, j) pairs, r ascending
+        self.maxs = maxs  #: Pareto-maximal finite (r, j) pairs, r descending
+        self.infinite = infinite  #: some path into the node has an infinite receptive field
+
+    @property
+    def r_min(self) -> Number | None:
+        """Smallest size over the finite paths, or None when every path is infinite."""
+        return self.mins[0][0] if self.mins else None
+
+    @property
+    def r_max(self) -> Number | None:
+        """Largest size over the finite paths, or None when every path is infinite."""
+        return self.maxs[0][0] if self.maxs else None
+
+    @property
+    def finite(self) -> bool:
+        """True when at least one path into the node is finite."""
+        return bool(self.mins)
+
+    def __repr__(self) -> str:
+        return f"AxisRF(mins={self.mins}, maxs={self.maxs}, infinite={self.infinite})"
+
+
+INPUT_RF = AxisRF(((1, 1),), ((1, 1),), False)
+INFINITE_RF = AxisRF((), (), True)
+
+NodeRF = tuple[AxisRF, ...]
+
+
+def pareto_min(pairs: Iterable[Pair]) -> tuple[Pair, ...]:
+    """The pairs not dominated by another with both r and j smaller or equal, r ascending."""
+    kept: list[Pair] = []
+    best_j = None
+    for r, j in sorted(pairs):
+        if best_j is None or j < best_j:
+            kept.append((r, j))
+            best_j = j
+    return tuple(kept)
+
+
+def pareto_max(pairs: Iterable[Pair]) -> tuple[Pair, ...]:
+    """The pairs not dominated by another with both r and j larger or equal, r descending."""
+    kept: list[Pair] = []
+    best_j = None
+    for r, j in sorted(pairs, reverse=True):
+        if best_j is None or j > best_j:
+            kept.append((r, j))
+            best_j = j
+    return tuple(kept)
+
+
+def union(sets: Sequence[AxisRF], with_max: bool = True) -> AxisRF:
+    """The sets of a node fed by several nodes: the union of their paths."""
+    first = sets[0]
+    if all(s is first for s in sets):
+        return first
+    mins = pareto_min(p for s in sets for p in s.mins)
+    maxs = pareto_max(p for s in sets for p in s.maxs) if with_max else ()
+    return AxisRF(mins, maxs, any(s.infinite for s in sets))
+
+
+def _map(pairs: tuple[Pair, ...], c: Number, m: Number) -> list[Pair]:
+    if isinstance(m, int):
+        return [(r + c * j, j * m) for r, j in pairs]
+    return [(simplify(r + c * j), simplify(j * m)) for r, j in pairs]
+
+
+def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
+    """The sets after ``layer``, given the union of its inputs' sets ``before``."""
+    if layer.transfer is Transfer.GLOBAL:
+        axes = layer.global_axes or range(len(before))
+        return tuple(INFINITE_RF if a in axes else s for a, s in enumerate(before))
+    affine = layer.affine
+    if not affine:
+        return before
+    out: list[AxisRF] = []
+    done: dict[tuple[int, Number, Number], AxisRF] = {}
+    for s, (c, m) in zip(before, affine):
+        if c == 0 and m == 1:
+            out.append(s)
+            continue
+        key = (id(s), c, m)
+        result = done.get(key)
+        if result is None:
+            mins = _map(s.mins, c, m)
+            maxs = _map(s.maxs, c, m) if with_max else ()
+            if c:  # r grew by c*j: pairs may now dominate each other
+                mins = pareto_min(mins)
+                maxs = pareto_max(maxs)
+            result = AxisRF(tuple(mins), tuple(maxs), s.infinite)
+            done[key] = result
+        out.append(result)
+    return tuple(out)
+
+
+def propagate(graph: Graph, with_max: bool = True) -> dict[str, NodeRF]:
+    """The receptive-field sets of every node, per axis, in one pass in topological order.
+
+    With ``with_max=False`` only the min sets are kept (enough for r_min and r), which is
+    what the fast NAS helpers use.
+    """
+    graph.validate()
+    inputs_rf: NodeRF = (INPUT_RF,) * graph.ndim
+    layers = graph._layers
+    pred = graph.nx.pred
+    rf: dict[str, NodeRF] = {}
+    for name in graph.topological_order():
+        layer = layers[name]
+        sources = pred[name]
+        if layer.transfer is Transfer.INPUT:
+            before = inputs_rf
+        elif len(sources) == 1:
+            before = rf[next(iter(sources))]
+        else:
+            feeds = [rf[p] for p in sources]
+            before = tuple(
+                union([f[a] for f in feeds], with_max) for a in range(graph.ndim)
+            )
+        rf[name] = apply(layer, before, with_max)
+    return rf
+
+
+def input_r_min(rf: dict[str, NodeRF], graph: Graph, name: str) -> tuple[Number | None, ...] | None:
+    """Per axis, the smallest r_min among the node's inputs (None per axis when all infinite)."""
+    sources = graph.nx.pred[name]
+    if not sources:
+        return None
+    out = []
+    for a in range(graph.ndim):
+        values = [rf[p][a].r_min for p in sources if rf[p][a].finite]
+        out.append(min(values) if values else None)
+    return tuple(out)

@@ -1,0 +1,185 @@
+"""Declarative architecture files (YAML or JSON) to and from :class:`Graph`.
+
+Format (see docs/architecture-files.md)::
+
+    format: rfa-toolbox/architecture/v1
+    name: tiny
+    ndim: 2                     # spatial axes, default 2
+    layers:
+      - {name: x, op: input}
+      - {name: c1, op: conv, kernel: 3, stride: 2}    # inputs default to the previous layer
+      - {name: c2, op: conv, kernel: [1, 7], dilation: 2}
+      - {name: sum, op: add, inputs: [c1, c2]}
+    outputs: [sum]              # default: the layers that feed nothing
+"""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RFAError, SpecError, UnknownOpError
+from .graph import Graph, Layer, Transfer
+from .ops import OPS, make_layer
+
+FORMAT = "rfa-toolbox/architecture/v1"
+SUFFIXES = (".yaml", ".yml", ".json")
+_TOP_KEYS = {"format", "name", "ndim", "layers", "outputs", "description"}
+_LAYER_KEYS = {"name", "op", "inputs", "transfer", "computes", "kernel", "stride", "dilation",
+               "factor", "mode", "axes", "in_channels", "out_channels", "groups", "params",
+               "shape", "module"}
+
+
+def read_spec_file(path: str | Path) -> dict[str, Any]:
+    """The parsed content of an architecture file; :class:`SpecError` when unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no such file: {path}")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise SpecError(f"malformed YAML in {path}{where}: {problem}") from None
+
+
+def load_spec(path: str | Path) -> Graph:
+    """The graph described by the architecture file at ``path``."""
+    data = read_spec_file(path)
+    try:
+        return graph_from_spec(data, default_name=Path(path).stem)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
+    """The graph described by a parsed architecture file (a dict)."""
+    if not isinstance(data, dict) or "layers" not in data:
+        raise SpecError("not an architecture file: expected a mapping with a 'layers' list")
+    extra = set(data) - _TOP_KEYS
+    if extra:
+        raise SpecError(f"unknown top-level keys: {', '.join(sorted(extra))}")
+    fmt = data.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise SpecError(f"unsupported format {fmt!r} (this version reads {FORMAT!r})")
+    layers = data["layers"]
+    if not isinstance(layers, list) or not layers:
+        raise SpecError("'layers' must be a non-empty list")
+    ndim = data.get("ndim", 2)
+    if ndim not in (1, 2, 3):
+        raise SpecError(f"ndim must be 1, 2 or 3, not {ndim!r}")
+    graph = Graph(ndim, str(data.get("name", default_name)))
+    unknown = [str(entry.get("op")) for entry in layers if isinstance(entry, dict)
+               and entry.get("op") not in OPS and "transfer" not in entry]
+    if unknown:
+        raise UnknownOpError(unknown, sorted(OPS))
+    edges: list[tuple[str, str]] = []
+    previous = None
+    for position, entry in enumerate(layers, 1):
+        name, inputs = _add_layer(graph, entry, position, previous)
+        edges += [(source, name) for source in inputs]
+        previous = name
+    try:
+        for source, target in edges:
+            graph.connect(source, target)
+        outputs = data.get("outputs") or []
+        graph.outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+        graph.validate()
+    except RFAError as exc:
+        raise SpecError(str(exc)) from None
+    return graph
+
+
+def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) -> tuple[str, list[str]]:
+    if not isinstance(entry, dict):
+        raise SpecError(f"layer #{position} must be a mapping, got {entry!r}")
+    if "op" not in entry:
+        raise SpecError(f"layer #{position} has no 'op'")
+    name = str(entry.get("name") or f"{entry['op']}{position}")
+    extra = set(entry) - _LAYER_KEYS
+    if extra:
+        raise SpecError(f"layer {name!r}: unknown keys {', '.join(sorted(extra))}")
+    params = {k: v for k, v in entry.items() if k not in ("name", "op", "inputs")}
+    try:
+        layer = make_layer(name, str(entry["op"]), graph.ndim, **params)
+        graph.add(layer)
+    except RFAError as exc:
+        raise SpecError(str(exc)) from None
+    if layer.transfer is Transfer.INPUT:
+        return name, []
+    inputs = entry.get("inputs")
+    if inputs is None:
+        if previous is None:
+            raise SpecError(f"layer {name!r} is first but is not an input and names no inputs")
+        inputs = [previous]
+    elif isinstance(inputs, str):
+        inputs = [inputs]
+    return name, [str(i) for i in inputs]
+
+
+def _compact(values: tuple) -> Any:
+    values = [v if not isinstance(v, Fraction) else (int(v) if v.denominator == 1 else str(v))
+              for v in values]
+    return values[0] if len(set(values)) == 1 else values
+
+
+def spec_from_graph(graph: Graph) -> dict[str, Any]:
+    """The architecture-file form of ``graph`` (round-trips through :func:`graph_from_spec`)."""
+    entries = []
+    previous = None
+    for name in graph.topological_order():
+        layer = graph[name]
+        entries.append(_layer_entry(graph, layer, previous))
+        previous = name
+    data: dict[str, Any] = {"format": FORMAT, "name": graph.name, "ndim": graph.ndim, "layers": entries}
+    if graph.outputs:
+        data["outputs"] = list(graph.outputs)
+    return data
+
+
+def _layer_entry(graph: Graph, layer: Layer, previous: str | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"name": layer.name, "op": layer.op}
+    info = OPS.get(layer.op)
+    if info is None or info.transfer is not layer.transfer:
+        entry["transfer"] = layer.transfer.value
+    default_computes = info.computes if info is not None and info.transfer is layer.transfer else (
+        layer.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.UPSAMPLE, Transfer.GLOBAL))
+    if layer.computes != default_computes:
+        entry["computes"] = layer.computes
+    if layer.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
+        entry.update(kernel=_compact(layer.kernel), stride=_compact(layer.stride),
+                     dilation=_compact(layer.dilation))
+    if layer.transfer is Transfer.UPSAMPLE:
+        entry.update(factor=_compact(layer.factor),
+                     mode=layer.meta.get("interpolation", layer.mode))
+    if layer.global_axes:
+        entry["axes"] = list(layer.global_axes)
+    inputs = graph.predecessors(layer.name)
+    if layer.transfer is not Transfer.INPUT and inputs != [previous]:
+        entry["inputs"] = inputs
+    for key in ("module", "in_channels", "out_channels", "groups", "params"):
+        if getattr(layer, key) is not None:
+            entry[key] = getattr(layer, key)
+    if layer.shape is not None:
+        entry["shape"] = list(layer.shape)
+    return entry
+
+
+def save_spec(graph: Graph, path: str | Path) -> None:
+    """Write ``graph`` as an architecture file; YAML or JSON by the file's suffix."""
+    path = Path(path)
+    data = spec_from_graph(graph)
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    else:
+        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
