@@ -50,7 +50,7 @@ class LayerResult:
 
 @dataclass
 class Report:
-    """The analysis of one model at one resolution (see :func:`analyze`)."""
+    """The analysis of one model at one resolution (see `analyze`)."""
 
     model: str
     resolution: tuple[int, ...]
@@ -110,7 +110,7 @@ class Report:
         }
 
     def to_json(self, indent: int | None = 2) -> str:
-        """The report as JSON text (see :meth:`to_dict`)."""
+        """The report as JSON text (see `to_dict`)."""
         return json.dumps(self.to_dict(), indent=indent)
 
 
@@ -126,20 +126,19 @@ def _per_axis(values) -> PerAxis:
     return tuple(None if v is None else plain(v) for v in values)
 
 
-def _at_least(values: PerAxis, resolution: tuple[int, ...]) -> list[bool]:
-    """Per axis: is the value (None = infinite) >= the resolution?"""
-    return [v is None or v >= R for v, R in zip(values, resolution)]
-
-
 def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis], resolution: tuple[int, ...]) -> str:
-    """The status of one layer at ``resolution`` (see the concepts page for the definitions)."""
-    if all(v is None for v in r_min):
+    """The status of one layer at ``resolution`` (see the concepts page for the definitions).
+
+    Axes on which every path is infinite (collapsed by a global op) are left out, as heads are.
+    """
+    finite = [a for a, v in enumerate(r_min) if v is not None]
+    if not finite:
         return HEAD
     if not layer.computes:
         return OK
-    if inputs is not None and all(_at_least(inputs, resolution)):
+    if inputs is not None and all(inputs[a] >= resolution[a] for a in finite):
         return UNPRODUCTIVE
-    reached = _at_least(r_min, resolution)
+    reached = [r_min[a] >= resolution[a] for a in finite]
     if all(reached):
         return UNDERUTILIZED
     if any(reached):
@@ -156,7 +155,7 @@ def _largest(rf: dict[str, NodeRF], ndim: int, attr: str) -> PerAxis:
 
 
 def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None) -> Report:
-    """Analyze a :class:`Graph` at ``resolution``; see :func:`rfa_toolbox.analyze`."""
+    """Analyze a `Graph` at ``resolution``; see `rfa_toolbox.analyze`."""
     res = parse_resolution(resolution, graph.ndim)
     rf = propagate(graph)
     r = _largest(rf, graph.ndim, "r_min")

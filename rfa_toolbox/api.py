@@ -11,9 +11,9 @@ from .sources import ModelLike, load_graph, model_name
 
 
 def analyze(model: ModelLike, resolution: ResolutionLike, **options: Any) -> Report:
-    """Analyze ``model`` at the input ``resolution`` and return a :class:`Report`.
+    """Analyze ``model`` at the input ``resolution`` and return a `Report`.
 
-    ``model`` is a :class:`~rfa_toolbox.graph.Graph`, a parsed architecture file (dict) or the
+    ``model`` is a `rfa_toolbox.graph.Graph`, a parsed architecture file (dict) or the
     path of one; ``resolution`` is an int, a per-axis sequence, or a string like ``"800x1333"``.
     """
     graph = load_graph(model, resolution=resolution, **options)
@@ -22,7 +22,7 @@ def analyze(model: ModelLike, resolution: ResolutionLike, **options: Any) -> Rep
 
 def minimal_feasible_resolution(model: ModelLike, **options: Any) -> tuple[int | float | None, ...]:
     """r per axis: the largest r_min of any finite layer. Inputs larger than r on every axis
-    use every layer productively. Faster than :func:`analyze` (min sets only, no report)."""
+    use every layer productively. Faster than `analyze` (min sets only, no report)."""
     graph = load_graph(model, **options)
     return tuple(None if v is None else plain(v) for v in graph_r(graph))
 

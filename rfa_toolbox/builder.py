@@ -11,7 +11,7 @@ IntOrAxes = int | Sequence[int]
 
 
 class GraphBuilder:
-    """Builds a :class:`Graph`; every method returns the name of the node it added.
+    """Builds a `Graph`; every method returns the name of the node it added.
 
     Example::
 
@@ -37,7 +37,7 @@ class GraphBuilder:
                 return candidate
 
     def layer(self, op: str, inputs: Sequence[str] = (), name: str | None = None, **params: Any) -> str:
-        """Add a layer of any op of the vocabulary (:data:`rfa_toolbox.ops.OPS`)."""
+        """Add a layer of any op of the vocabulary (`rfa_toolbox.ops.OPS`)."""
         layer = make_layer(self._name(op, name), op, self.graph.ndim, **params)
         return self.graph.add(layer, list(inputs))
 

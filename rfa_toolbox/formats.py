@@ -100,7 +100,7 @@ def render_markdown(report: Report, all_layers: bool = False) -> str:
 
 
 def render(report: Report, fmt: str, all_layers: bool = False, color: bool = False) -> str:
-    """The report in ``fmt`` (one of :data:`FORMATS`)."""
+    """The report in ``fmt`` (one of `FORMATS`)."""
     if fmt == "json":
         return report.to_json() + "\n"
     if fmt == "markdown":

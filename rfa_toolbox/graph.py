@@ -35,6 +35,10 @@ def simplify(x: Number) -> Number:
     return x
 
 
+#: Input positions one output position reads per axis, by interpolation mode.
+UPSAMPLE_TAPS = {"nearest": 1, "area": 1, "linear": 2, "bilinear": 2, "trilinear": 2, "bicubic": 4}
+
+
 def plain(x: Number) -> int | float:
     """A number for display and JSON: an int when integral, else a float."""
     x = simplify(x)
@@ -47,7 +51,8 @@ class Layer:
 
     ``kernel``, ``stride`` and ``dilation`` hold one value per spatial axis for
     window and transposed layers; ``factor`` one value per axis for upsampling.
-    ``global_axes`` lists the axes a global layer collapses (empty: all of them).
+    ``global_axes`` lists the axes a global layer collapses (empty: all of them); ``mode`` is
+    the interpolation of an upsampling layer (a key of ``UPSAMPLE_TAPS``).
     The remaining fields are metadata that encoders fill in when they know it.
     """
 
@@ -85,7 +90,7 @@ class Layer:
                 for k, s, d in zip(self.kernel, self.stride, self.dilation)
             )
         if t is Transfer.UPSAMPLE:
-            c = 0 if self.mode == "nearest" else 1
+            c = UPSAMPLE_TAPS[self.mode] - 1
             return tuple((c, simplify(Fraction(1) / Fraction(u))) for u in self.factor)
         return ()  # identity on every axis
 
@@ -100,14 +105,14 @@ class Layer:
 
 
 class Graph:
-    """A directed acyclic graph of :class:`Layer` objects, for a network with ``ndim`` spatial axes.
+    """A directed acyclic graph of `Layer` objects, for a network with ``ndim`` spatial axes.
 
-    The structure is a :class:`networkx.DiGraph` (``graph.nx``) whose nodes are layer names;
+    The structure is a `networkx.DiGraph` (``graph.nx``) whose nodes are layer names;
     the order of a node's predecessors is the order its inputs were connected.
     """
 
     def __init__(self, ndim: int = 2, name: str = "model"):
-        if ndim not in (1, 2, 3):
+        if isinstance(ndim, bool) or ndim not in (1, 2, 3):
             raise GraphError(f"ndim must be 1, 2 or 3 spatial axes, not {ndim!r}")
         self.ndim = ndim
         self.name = name
@@ -203,7 +208,7 @@ class Graph:
         return [n for n in self._layers if not self.nx.succ[n]]
 
     def topological_order(self) -> list[str]:
-        """Node names so that every edge goes forward; raises :class:`CycleError` on a cycle."""
+        """Node names so that every edge goes forward; raises `CycleError` on a cycle."""
         if self._order is not None:
             return self._order
         if self._in_order:

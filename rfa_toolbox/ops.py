@@ -52,7 +52,13 @@ OPS: dict[str, OpInfo] = {
     "channel_shuffle": OpInfo(Transfer.NEUTRAL, False, (), "channel shuffle"),
 }
 
-UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area")
+UPSAMPLE_MODES = ("nearest", "area", "linear", "bilinear", "trilinear", "bicubic")
+
+
+def _given(params: dict[str, Any], key: str, default: Any) -> Any:
+    """``params[key]`` unless it is missing or None (0 stays 0 and is rejected later)."""
+    value = params.get(key)
+    return default if value is None else value
 
 
 def per_axis(value: Any, ndim: int, what: str, layer: str, *, rational: bool = False) -> tuple:
@@ -99,6 +105,8 @@ def op_info(op: str, transfer: str | None = None, computes: bool | None = None) 
             info = OpInfo(kind, default, _TRANSFER_PARAMS.get(kind, ()), "")
     if info is None:
         raise UnknownOpError([op], sorted(OPS))
+    if computes is not None and not isinstance(computes, bool):
+        raise GraphError(f"op {op!r}: 'computes' must be true or false, got {computes!r}")
     if computes is not None and computes != info.computes:
         info = OpInfo(info.transfer, bool(computes), info.params, info.doc)
     return info
@@ -106,14 +114,19 @@ def op_info(op: str, transfer: str | None = None, computes: bool | None = None) 
 
 def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
                computes: bool | None = None, **params: Any) -> Layer:
-    """Build a :class:`Layer` from an op name of :data:`OPS` and its parameters.
+    """Build a `Layer` from an op name of `OPS` and its parameters.
 
     Window ops take ``kernel`` (required), ``stride`` (default 1; pools default to the kernel)
     and ``dilation`` (default 1); ``upsample`` takes ``factor`` and ``mode``; global pools take
     optional ``axes``. Metadata (channels, params, shape, module) is accepted by every op.
     An op name outside the vocabulary is accepted with an explicit ``transfer``.
     """
-    info = op_info(op, transfer, computes)
+    try:
+        info = op_info(op, transfer, computes)
+    except UnknownOpError:
+        raise
+    except GraphError as exc:
+        raise GraphError(f"layer {name!r}: {exc}") from None
     unexpected = set(params) - set(info.params) - set(_META)
     if unexpected:
         raise GraphError(
@@ -129,18 +142,16 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
         kernel = per_axis(params["kernel"], ndim, "kernel", name)
         default_stride = kernel if op in ("max_pool", "avg_pool") else 1
         fields["kernel"] = kernel
-        fields["stride"] = per_axis(params.get("stride") or default_stride, ndim, "stride", name)
-        fields["dilation"] = per_axis(params.get("dilation") or 1, ndim, "dilation", name)
+        fields["stride"] = per_axis(_given(params, "stride", default_stride), ndim, "stride", name)
+        fields["dilation"] = per_axis(_given(params, "dilation", 1), ndim, "dilation", name)
     elif info.transfer is Transfer.UPSAMPLE:
-        fields["factor"] = per_axis(params.get("factor") or 2, ndim, "factor", name, rational=True)
-        mode = params.get("mode") or "nearest"
+        fields["factor"] = per_axis(_given(params, "factor", 2), ndim, "factor", name, rational=True)
+        mode = _given(params, "mode", "nearest")
         if mode not in UPSAMPLE_MODES:
             raise GraphError(
                 f"layer {name!r}: unknown upsample mode {mode!r} (one of {', '.join(UPSAMPLE_MODES)})"
             )
-        fields["mode"] = "nearest" if mode in ("nearest", "area") else "linear"
-        if mode not in ("nearest", "linear"):
-            fields.setdefault("meta", {})["interpolation"] = mode
+        fields["mode"] = mode
     elif info.transfer is Transfer.GLOBAL and params.get("axes") is not None:
         axes = params["axes"]
         axes = tuple(axes) if isinstance(axes, (list, tuple)) else (axes,)

@@ -84,7 +84,7 @@ def union(sets: Sequence[AxisRF], with_max: bool = True) -> AxisRF:
 
 
 def _map(pairs: tuple[Pair, ...], c: Number, m: Number) -> list[Pair]:
-    if isinstance(m, int):
+    if isinstance(m, int) and isinstance(c, int) and all(type(j) is int for _, j in pairs):
         return [(r + c * j, j * m) for r, j in pairs]
     return [(simplify(r + c * j), simplify(j * m)) for r, j in pairs]
 

@@ -1,4 +1,4 @@
-"""Turning what the user names (a graph, a file, a framework model) into a :class:`Graph`."""
+"""Turning what the user names (a graph, a file, a framework model) into a `Graph`."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ ModelLike = Any  # a Graph, a parsed architecture dict, or a path to an architec
 
 
 def load_graph(model: ModelLike, **options: Any) -> Graph:
-    """The graph of ``model``: a :class:`Graph`, a parsed architecture file (dict), or a path."""
+    """The graph of ``model``: a `Graph`, a parsed architecture file (dict), or a path."""
     if isinstance(model, Graph):
         return model
     if isinstance(model, dict):

@@ -1,4 +1,4 @@
-"""Declarative architecture files (YAML or JSON) to and from :class:`Graph`.
+"""Declarative architecture files (YAML or JSON) to and from `Graph`.
 
 Format (see docs/architecture-files.md)::
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from .errors import RFAError, SpecError, UnknownOpError
+from .errors import CycleError, RFAError, SpecError, UnknownOpError
 from .graph import Graph, Layer, Transfer
 from .ops import OPS, make_layer
 
@@ -35,7 +35,7 @@ _LAYER_KEYS = {"name", "op", "inputs", "transfer", "computes", "kernel", "stride
 
 
 def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """The parsed content of an architecture file; :class:`SpecError` when unreadable."""
+    """The parsed content of an architecture file; `SpecError` when unreadable."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"no such file: {path}")
@@ -58,8 +58,9 @@ def load_spec(path: str | Path) -> Graph:
     data = read_spec_file(path)
     try:
         return graph_from_spec(data, default_name=Path(path).stem)
-    except SpecError as exc:
-        raise SpecError(f"{path}: {exc}") from None
+    except RFAError as exc:
+        exc.args = (f"{path}: {exc}",)
+        raise
 
 
 def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
@@ -76,11 +77,15 @@ def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
     if not isinstance(layers, list) or not layers:
         raise SpecError("'layers' must be a non-empty list")
     ndim = data.get("ndim", 2)
-    if ndim not in (1, 2, 3):
+    if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim not in (1, 2, 3):
         raise SpecError(f"ndim must be 1, 2 or 3, not {ndim!r}")
     graph = Graph(ndim, str(data.get("name", default_name)))
-    unknown = [str(entry.get("op")) for entry in layers if isinstance(entry, dict)
-               and entry.get("op") not in OPS and "transfer" not in entry]
+    for position, entry in enumerate(layers, 1):
+        if isinstance(entry, dict) and "op" in entry and not isinstance(entry["op"], str):
+            label = repr(entry["name"]) if isinstance(entry.get("name"), str) else f"#{position}"
+            raise SpecError(f"layer {label}: 'op' must be a string, got {entry['op']!r}")
+    unknown = [entry["op"] for entry in layers if isinstance(entry, dict) and "op" in entry
+               and entry["op"] not in OPS and "transfer" not in entry]
     if unknown:
         raise UnknownOpError(unknown, sorted(OPS))
     edges: list[tuple[str, str]] = []
@@ -92,12 +97,22 @@ def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
     try:
         for source, target in edges:
             graph.connect(source, target)
-        outputs = data.get("outputs") or []
-        graph.outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+        graph.outputs = _names(data.get("outputs") or [], "'outputs'")
         graph.validate()
+    except CycleError:
+        raise
     except RFAError as exc:
         raise SpecError(str(exc)) from None
     return graph
+
+
+def _names(value: Any, what: str) -> list[str]:
+    """A layer name or a list of names, as a list."""
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return list(value)
+    raise SpecError(f"{what} must be a layer name or a list of names, got {value!r}")
 
 
 def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) -> tuple[str, list[str]]:
@@ -116,15 +131,15 @@ def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) ->
     except RFAError as exc:
         raise SpecError(str(exc)) from None
     if layer.transfer is Transfer.INPUT:
+        if entry.get("inputs"):
+            raise SpecError(f"layer {name!r} is an input and cannot have inputs")
         return name, []
     inputs = entry.get("inputs")
     if inputs is None:
         if previous is None:
             raise SpecError(f"layer {name!r} is first but is not an input and names no inputs")
         inputs = [previous]
-    elif isinstance(inputs, str):
-        inputs = [inputs]
-    return name, [str(i) for i in inputs]
+    return name, _names(inputs, f"layer {name!r}: 'inputs'")
 
 
 def _compact(values: tuple) -> Any:
@@ -134,7 +149,7 @@ def _compact(values: tuple) -> Any:
 
 
 def spec_from_graph(graph: Graph) -> dict[str, Any]:
-    """The architecture-file form of ``graph`` (round-trips through :func:`graph_from_spec`)."""
+    """The architecture-file form of ``graph`` (round-trips through `graph_from_spec`)."""
     entries = []
     previous = None
     for name in graph.topological_order():
@@ -160,8 +175,7 @@ def _layer_entry(graph: Graph, layer: Layer, previous: str | None) -> dict[str, 
         entry.update(kernel=_compact(layer.kernel), stride=_compact(layer.stride),
                      dilation=_compact(layer.dilation))
     if layer.transfer is Transfer.UPSAMPLE:
-        entry.update(factor=_compact(layer.factor),
-                     mode=layer.meta.get("interpolation", layer.mode))
+        entry.update(factor=_compact(layer.factor), mode=layer.mode)
     if layer.global_axes:
         entry["axes"] = list(layer.global_axes)
     inputs = graph.predecessors(layer.name)
