@@ -1,0 +1,210 @@
+"""Naming PyTorch models: ``model.py``, ``model.py:NAME``, ``torchvision:NAME``, ``timm:NAME``.
+
+Weights are never downloaded: torchvision models are built with ``weights=None`` (and
+``weights_backbone=None``), timm models with ``pretrained=False``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import importlib.util
+import inspect
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from rfa_toolbox.errors import RFAError
+from rfa_toolbox.resolution import parse_resolution
+
+FACTORIES = ("build_model", "create_model", "get_model")
+
+
+class ModelLoadError(RFAError):
+    """The named model cannot be found, imported or built."""
+
+
+@dataclass
+class TorchModel:
+    """A built module, its display name, and the model file's ``example_inputs`` if any."""
+
+    module: Any
+    name: str
+    example_inputs: Optional[Callable[..., Any]] = None
+
+
+def is_torch_module(obj: Any) -> bool:
+    """True for a ``torch.nn.Module`` instance (checked without importing torch)."""
+    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module"
+               for c in type(obj).__mro__)
+
+
+def load(source: str) -> TorchModel:
+    """The model named by ``source`` (see the module docstring)."""
+    if source.startswith("torchvision:"):
+        return TorchModel(_torchvision(source.split(":", 1)[1]), source)
+    if source.startswith("timm:"):
+        return TorchModel(_timm(source.split(":", 1)[1]), source)
+    path, _, name = source.partition(".py:")
+    path = path + ".py" if name else source
+    return load_file(Path(path), name or None)
+
+
+def _torchvision(name: str) -> Any:
+    import torch  # noqa: F401 - torch before torchvision, always
+    import torchvision.models as models
+
+    available = models.list_models()
+    if name not in available:
+        close = difflib.get_close_matches(name, available, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelLoadError(f"torchvision has no model {name!r}{hint}")
+    builder = models.get_model_builder(name)
+    kwargs: dict[str, Any] = {"weights": None}
+    if "weights_backbone" in inspect.signature(builder).parameters:
+        kwargs["weights_backbone"] = None
+    return builder(**kwargs)
+
+
+def _timm(name: str) -> Any:
+    try:
+        import torch  # noqa: F401
+        import timm
+    except ImportError:
+        raise ModelLoadError("timm is not installed: pip install 'rfa-toolbox[timm]'") from None
+    if not timm.is_model(name):
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ModelLoadError(f"timm has no model {name!r}{hint}")
+    return timm.create_model(name, pretrained=False)
+
+
+def import_file(path: Path) -> Any:
+    """Import the Python file at ``path`` as a fresh module."""
+    if not path.is_file():
+        raise ModelLoadError(f"no such file: {path}")
+    key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    spec = importlib.util.spec_from_file_location(f"rfa_model_{key}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.path.insert(0, str(path.resolve().parent))
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise ModelLoadError(f"cannot import {path}: syntax error on line {exc.lineno}: {exc.msg}") from None
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's file
+        raise ModelLoadError(f"cannot import {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+    finally:
+        sys.path.remove(str(path.resolve().parent))
+    return module
+
+
+def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
+    """The model of a Python file: ``name``, else ``model``, a factory, or the only module class."""
+    module = import_file(path)
+    example = getattr(module, "example_inputs", None)
+    label = f"{path}:{name}" if name else str(path)
+    if name is not None:
+        if not hasattr(module, name):
+            raise ModelLoadError(f"{path} defines no {name!r} ({_found(module)})")
+        return TorchModel(_build(getattr(module, name), f"{path}:{name}"), label, example)
+    model = getattr(module, "model", None)
+    if model is not None and is_torch_module(model):
+        return TorchModel(model, label, example)
+    for factory in FACTORIES:
+        if callable(getattr(module, factory, None)):
+            return TorchModel(_build(getattr(module, factory), f"{path}:{factory}"), label, example)
+    classes = _module_classes(module)
+    buildable = []
+    for cls in classes:
+        try:
+            buildable.append(cls())
+        except TypeError:
+            continue
+    if len(buildable) == 1:
+        return TorchModel(buildable[0], label, example)
+    if len(buildable) > 1:
+        names = ", ".join(type(m).__name__ for m in buildable)
+        raise ModelLoadError(f"{path} defines several nn.Module classes ({names}): pick one with"
+                             f" {path}:NAME")
+    raise ModelLoadError(f"no model found in {path}: define `model`, a factory {'/'.join(FACTORIES)}()"
+                         f" or one nn.Module class that builds without arguments ({_found(module)})")
+
+
+def _module_classes(module: Any) -> list[type]:
+    out = []
+    for value in vars(module).values():
+        if inspect.isclass(value) and value.__module__ == module.__name__ and any(
+            c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module" for c in value.__mro__
+        ):
+            out.append(value)
+    return out
+
+
+def _found(module: Any) -> str:
+    modules = [k for k, v in vars(module).items() if is_torch_module(v)]
+    classes = [c.__name__ for c in _module_classes(module)]
+    functions = [k for k, v in vars(module).items() if inspect.isfunction(v)
+                 and v.__module__ == module.__name__]
+    parts = [f"{what}: {', '.join(names)}" for what, names in
+             (("modules", modules), ("module classes", classes), ("functions", functions)) if names]
+    return "found " + "; ".join(parts) if parts else "it defines no module, class or function"
+
+
+def _build(obj: Any, label: str) -> Any:
+    if is_torch_module(obj):
+        return obj
+    if callable(obj):
+        try:
+            built = obj()
+        except TypeError as exc:
+            raise ModelLoadError(f"{label} cannot be built without arguments: {_first_line(exc)}") from None
+        except Exception as exc:  # noqa: BLE001
+            raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
+        if is_torch_module(built):
+            return built
+        raise ModelLoadError(f"{label}() returned a {type(built).__name__}, not an nn.Module")
+    raise ModelLoadError(f"{label} is a {type(obj).__name__}, not an nn.Module, class or factory")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def input_signature(module: Any) -> tuple[int, int]:
+    """(channels, spatial axes) of the model's input, read from its first convolution."""
+    import torch.nn as nn
+
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            return layer.in_channels, len(layer.kernel_size)
+    return 3, 2
+
+
+def make_inputs(model: TorchModel, resolution: Any = None, input_shape: Any = None) -> tuple:
+    """The example inputs: the file's ``example_inputs(resolution)``, or a random tensor of
+    ``input_shape`` (without batch), or of the resolution with the first conv's channels."""
+    import torch
+
+    if model.example_inputs is not None and input_shape is None:
+        res = parse_resolution(resolution) if resolution is not None else None
+        inputs = model.example_inputs(res if res is None or len(res) > 1 else res[0])
+        return inputs if isinstance(inputs, tuple) else tuple(inputs) if isinstance(inputs, list) else (inputs,)
+    if input_shape is not None:
+        shape = parse_shape(input_shape)
+    else:
+        if resolution is None:
+            raise ModelLoadError("give the input resolution (--res) or the input shape (--input-shape)")
+        channels, ndim = input_signature(model.module)
+        shape = (channels, *parse_resolution(resolution, ndim))
+    return (torch.rand(1, *shape),)
+
+
+def parse_shape(value: Any) -> tuple[int, ...]:
+    """An input shape without batch, such as ``3x224x224`` or ``(1, 16000)``."""
+    sizes = parse_resolution(value)
+    if len(sizes) < 2:
+        raise ModelLoadError(f"input shape {value!r} needs channels and at least one spatial size,"
+                             " such as 3x224x224 or 1x16000")
+    return sizes
