@@ -13,11 +13,13 @@ One handler per op kind lives in :data:`HANDLERS`; users add their own with
 
 from __future__ import annotations
 
+import inspect
 import math
 import re
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from rfa_toolbox.errors import RFAError
@@ -234,16 +236,16 @@ def _adaptive_pool(call: Call) -> Op:
     axes = call.spatial_dims(n)
     collapsed, window = [], {}
     for carried, size_in, size_out in zip(axes, sizes_in, sizes_out):
+        if size_out == 1:  # pooled to one position: global whatever the traced input size
+            collapsed += sorted(carried)
+            continue
         if len(carried) != 1 or size_in == size_out:
             continue
-        axis = next(iter(carried))
-        if size_out == 1:
-            collapsed.append(axis)
-        else:  # PyTorch's windows: [floor(i*I/O), ceil((i+1)*I/O)); widest one is the kernel
-            kernel = max(math.ceil((i + 1) * size_in / size_out) - (i * size_in) // size_out
-                         for i in range(size_out))
-            window[axis] = (kernel, Fraction(size_in, size_out), 1)
-    if collapsed:
+        # PyTorch's windows: [floor(i*I/O), ceil((i+1)*I/O)); the widest one is the kernel
+        kernel = max(-((-(i + 1) * size_in) // size_out) - (i * size_in) // size_out
+                     for i in range(size_out))
+        window[next(iter(carried))] = (kernel, Fraction(size_in, size_out), 1)
+    if collapsed:  # (a window on the other axes, if any, is dropped: global dominates there)
         return Op(f"global_{kind}_pool", Transfer.GLOBAL, True, global_axes=collapsed)
     if not window:
         return Op(f"adaptive_{kind}_pool")
@@ -551,6 +553,12 @@ _NORMS = {"batch_norm", "instance_norm", "layer_norm", "group_norm", "native_bat
 _PADS = {k for k in _NEUTRAL if "pad" in k}
 
 
+#: Positions of the learned affine parameters of the norms (running statistics are not counted).
+_NORM_PARAMS = {"batch_norm": (1, 2), "instance_norm": (1, 2), "native_batch_norm": (1, 2),
+                "layer_norm": (2, 3), "native_layer_norm": (2, 3), "group_norm": (2, 3),
+                "rms_norm": (2,)}
+
+
 def _neutral(call: Call) -> Op:
     kind = call.kind.split("::")[1]
     name = "norm" if kind in _NORMS else "pad" if kind in _PADS else kind.rstrip("_")
@@ -558,7 +566,9 @@ def _neutral(call: Call) -> Op:
     layout = call.x.layout
     if rank is not None and rank != len(layout):
         layout = reshape_layout(layout, call.sizes[0], call.out_sizes[0])
-    return Op(name, layout=layout)
+    params = sum(_numel(call.sizes[i]) for i in _NORM_PARAMS.get(kind, ())
+                 if i < len(call.sizes) and call.args[i] is None and call.sizes[i])
+    return Op(name, layout=layout, params=params or None)
 
 
 for _kind in _NEUTRAL:
@@ -582,8 +592,8 @@ class EncodeOptions:
 
 
 def _module_path(scope: str) -> str:
-    last = scope.split("/")[-1] if scope else ""
-    return last[len("__module."):] if last.startswith("__module.") else ("" if last == "__module" else last)
+    """The module path of a scope such as ``features/features.conv0`` (the last part)."""
+    return scope.rsplit("/", 1)[-1] if scope else ""
 
 
 def _sizes(value: Any) -> Optional[tuple[int, ...]]:
@@ -632,8 +642,7 @@ class _Walker:
             return
         inputs = list(node.inputs())
         args = [self.value(v) for v in inputs]
-        sizes = [_sizes(v) or _object_sizes(a) for v, a in zip(inputs, args)]
-        call = Call(kind, args, sizes, [_sizes(v) for v in node.outputs()],
+        call = Call(kind, args, [_sizes(v) for v in inputs], [_sizes(v) for v in node.outputs()],
                     self.ndim, _module_path(node.scopeName()))
         if not call.tensors:
             return  # computes on parameters or constants only
@@ -685,11 +694,6 @@ class _Walker:
         outputs = list(node.outputs())
         if kind == "prim::Constant":
             return
-        if kind == "prim::GetAttr":  # parameters and submodules, resolved on the traced module
-            parent = self.values.get(next(node.inputs()).unique())
-            if parent is not None and not isinstance(parent, Tensor):
-                self.values[outputs[0].unique()] = getattr(parent, node.s("name"), None)
-            return
         if kind in ("prim::ListConstruct", "prim::TupleConstruct"):
             self.values[outputs[0].unique()] = [self.value(v) for v in node.inputs()]
         elif kind == "prim::DictConstruct":
@@ -710,7 +714,7 @@ class _Walker:
                 self.values[outputs[0].unique()] = Tensor(source.node, source.layout, _sizes(outputs[0]) or ())
 
     def finish(self, output_values: list[Any]) -> Graph:
-        names = _node_names(self.pending)
+        names = _node_names(self.pending, reserved=set(self.graph.inputs))
         renamed: dict[str, str] = {f"#{i}": n for i, n in enumerate(names)}
         for i, (module, kind, op, sources, shape) in enumerate(self.pending):
             self.graph.add(_layer(names[i], module, op, self.ndim, shape),
@@ -724,11 +728,6 @@ class _Walker:
         self.graph.outputs = outputs
         self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
         return self.graph
-
-
-def _object_sizes(obj: Any) -> Optional[tuple[int, ...]]:
-    shape = getattr(obj, "shape", None)
-    return tuple(shape) if shape is not None and not isinstance(obj, Tensor) else None
 
 
 def _spatial_sizes(layout: Layout, sizes: Optional[tuple[int, ...]]) -> Optional[list]:
@@ -745,12 +744,13 @@ def _flatten(value: Any) -> list[Tensor]:
     return []
 
 
-def _node_names(pending: list) -> list[str]:
-    """Names from module paths: the module itself when it made one op, else module.op[:n]."""
+def _node_names(pending: list, reserved: set[str]) -> list[str]:
+    """Names from module paths: the module itself when it made one op, else module.op[:n];
+    ``reserved`` names (the inputs) are never reused."""
     per_module: dict[str, int] = {}
     for module, *_ in pending:
         per_module[module] = per_module.get(module, 0) + 1
-    used: dict[str, int] = {}
+    used: dict[str, int] = {name: 1 for name in reserved}
     names = []
     for module, _, op, _, _ in pending:
         if module and (per_module[module] == 1 or module.rsplit(".", 1)[-1] == op.op):
@@ -781,16 +781,35 @@ def _layer(name: str, module: str, op: Op, ndim: int, shape: Optional[tuple[int,
 
 
 def trace(model: Any, inputs: tuple) -> Any:
-    """The JIT trace of ``model`` on ``inputs``: eval mode, no grad, no trace check."""
+    """The JIT trace graph of ``model`` on ``inputs``: eval mode, no grad, no trace check.
+
+    The graph is taken from the tracer directly (``torch.jit._get_trace_graph``, as the ONNX
+    exporter does) instead of building a ScriptModule per submodule, which costs more than the
+    trace itself; module paths come from the tracer's module map as scope names. Parameters
+    are graph inputs after the model's inputs.
+    """
     import torch
 
     model.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        try:
-            return torch.jit.trace(model, inputs, check_trace=False, strict=False)
-        except Exception as exc:  # noqa: BLE001 - any failure of the user's model
-            raise TraceError(_trace_failure(exc, inputs)) from None
+    previous = torch.jit._trace._trace_module_map
+    torch.jit._trace._trace_module_map = {m: name for name, m in model.named_modules()}
+    try:
+        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            graph, _ = torch.jit._get_trace_graph(model, inputs, strict=False)
+    except Exception as exc:  # noqa: BLE001 - any failure of the user's model
+        raise TraceError(_trace_failure(exc, inputs)) from None
+    finally:
+        torch.jit._trace._trace_module_map = previous
+    branching = [w for w in caught if "Python boolean" in str(w.message)]
+    if branching:
+        where = f"{Path(branching[0].filename).name}:{branching[0].lineno}"
+        raise TraceError(
+            f"the model branches on tensor values ({where}): data-dependent control flow is"
+            " traced along one branch only, so the graph would be wrong; make forward's"
+            " control flow depend on shapes or settings, not on tensor values"
+        )
+    return graph
 
 
 def _trace_failure(exc: Exception, inputs: tuple) -> str:
@@ -806,22 +825,31 @@ def _trace_failure(exc: Exception, inputs: tuple) -> str:
             " models with data-dependent control flow need a traceable forward")
 
 
+def _input_names(model: Any, count: int) -> list[str]:
+    """The names of forward's parameters, or input0, input1, ... when they do not fit."""
+    try:
+        params = [p.name for p in inspect.signature(model.forward).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        params = []
+    if len(params) >= count and len(set(params[:count])) == count:
+        return params[:count]
+    return ["input"] if count == 1 else [f"input{i}" for i in range(count)]
+
+
 def encode(model: Any, inputs: Any, name: str = "model", strict: bool = False,
            allow_unknown: bool = False) -> Graph:
     """The graph of the PyTorch ``model`` traced on ``inputs`` (a tensor or a tuple of them)."""
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    traced = trace(model, inputs)
-    torch_graph = traced.inlined_graph
-    graph_inputs = list(torch_graph.inputs())[1:]  # the first is the module itself
+    torch_graph = trace(model, inputs)
+    graph_inputs = list(torch_graph.inputs())[: len(inputs)]  # parameters follow
     shapes = [_sizes(v) for v in graph_inputs]
     spatial = [len(s) - 2 for s in shapes if s is not None and len(s) >= 3]
     if not spatial:
         raise TraceError("the model has no input with spatial axes (batch, channels, *spatial)")
     walker = _Walker(spatial[0], EncodeOptions(strict, allow_unknown), name)
-    walker.values[next(torch_graph.inputs()).unique()] = traced
-    for index, v in enumerate(graph_inputs):
-        label = re.sub(r"\.\d+$", "", v.debugName()) or f"input{index}"
-        walker.add_input(v, label if len(graph_inputs) > 1 or label else "input")
+    for v, label in zip(graph_inputs, _input_names(model, len(graph_inputs))):
+        walker.add_input(v, label)
     for node in torch_graph.nodes():
         walker.walk(node)
     outputs = [walker.value(v) for v in torch_graph.outputs()]

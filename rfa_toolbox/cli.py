@@ -13,13 +13,13 @@ from .analysis import UNDERUTILIZED, UNPRODUCTIVE, Report
 from .api import analyze
 from .errors import RFAError
 from .formats import FORMATS, render
+from .resolution import parse_resolution
 
 FAIL_ON = {
     UNPRODUCTIVE: (UNPRODUCTIVE,),
     UNDERUTILIZED: (UNPRODUCTIVE, UNDERUTILIZED),
 }
 
-MODEL_HELP = "an architecture file (.yaml, .yml, .json)"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,8 +34,12 @@ def cli() -> None:
 
 @cli.command("analyze")
 @click.argument("model", metavar="MODEL")
-@click.option("--res", "-r", "resolution", required=True, metavar="R",
-              help="Input resolution: one size for every axis (224) or one per axis (800x1333).")
+@click.option("--res", "-r", "resolution", metavar="R",
+              help="Input resolution: one size for every axis (224) or one per axis (800x1333)."
+                   " Required unless --input-shape is given.")
+@click.option("--input-shape", metavar="SHAPE",
+              help="Full input shape without batch for framework models, such as 3x224x224,"
+                   " 1x16000 (audio) or 3x16x112x112 (video).")
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for programs (schema rfa-toolbox/report/v1), markdown for docs.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -45,22 +49,46 @@ def cli() -> None:
                    " 'underutilized', unproductive or underutilized ones).")
 @click.option("--all-layers", is_flag=True,
               help="List every op in the table, not only the layers that compute.")
-def analyze_command(model: str, resolution: str, fmt: str, output: Path | None,
-                    fail_on: str | None, all_layers: bool) -> None:
+@click.option("--depth", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Show the table by module at depth N of the module paths (a module is as bad"
+                   " as its worst layer); the analysis still runs on every op.")
+@click.option("--strict", is_flag=True,
+              help="Treat every op without a handler as an error (default: neutral when it keeps"
+                   " the spatial shape, and listed under unknown ops).")
+@click.option("--allow-unknown", is_flag=True,
+              help="Treat ops without a handler as neutral even when they change the spatial shape.")
+def analyze_command(model: str, resolution: str | None, input_shape: str | None, fmt: str,
+                    output: Path | None, fail_on: str | None, all_layers: bool,
+                    depth: int | None, strict: bool, allow_unknown: bool) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers.
 
-    MODEL is an architecture file (.yaml, .yml or .json).
+    MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a PyTorch
+    model (model.py, or model.py:NAME to pick one), torchvision:NAME or timm:NAME.
     """
-    report = analyze(model, resolution)
+    resolution = resolution_for(resolution, input_shape)
+    report = analyze(model, resolution, input_shape=input_shape, strict=strict,
+                     allow_unknown=allow_unknown)
     color = output is None and fmt == "table" and sys.stdout.isatty()
-    text = render(report, fmt, all_layers, color=color)
+    text = render(report, fmt, all_layers, color=color, depth=depth)
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
     _exit_for_findings(report, fail_on)
+
+
+def resolution_for(resolution: str | None, input_shape: str | None) -> str:
+    """--res, or the spatial sizes of --input-shape; one of them is required."""
+    if resolution is not None:
+        return resolution
+    if input_shape is None:
+        raise click.UsageError("give the input resolution with --res (or --input-shape)")
+    sizes = parse_resolution(input_shape)
+    if len(sizes) < 2:
+        raise RFAError(f"input shape {input_shape!r} needs channels and at least one spatial size")
+    return "x".join(map(str, sizes[1:]))
 
 
 def _exit_for_findings(report: Report, fail_on: str | None) -> None:

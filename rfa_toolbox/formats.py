@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .analysis import BORDER, HEAD, UNDERUTILIZED, UNPRODUCTIVE, LayerResult, Report
+from .grouping import group_rows
 
 FORMATS = ("table", "json", "markdown")
 STATUS_STYLE = {UNPRODUCTIVE: "bold red", UNDERUTILIZED: "dark_orange", BORDER: "yellow",
@@ -54,13 +55,15 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
-def shown_rows(report: Report, all_layers: bool) -> list[LayerResult]:
-    """The rows a table shows: computing layers (and heads), or every layer."""
-    return [row for row in report.layers if all_layers or row.computes or row.op == "input"]
+def shown_rows(report: Report, all_layers: bool, depth: int | None = None) -> list[LayerResult]:
+    """The rows a table shows: computing layers (and heads), or every layer; with ``depth``,
+    one row per module at that depth."""
+    rows = group_rows(report, depth) if depth else report.layers
+    return [row for row in rows if all_layers or row.computes or row.op == "input"]
 
 
 def render_table(report: Report, all_layers: bool = False, width: int | None = None,
-                 color: bool = False) -> str:
+                 color: bool = False, depth: int | None = None) -> str:
     """The report as a rich table (summary first, then one row per layer)."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or 140, force_terminal=color, no_color=not color,
@@ -68,7 +71,7 @@ def render_table(report: Report, all_layers: bool = False, width: int | None = N
     for line in summary_lines(report):
         key, _, value = line.partition(": ")
         console.print(Text.assemble((key + ": ", "bold"), value))
-    rows = shown_rows(report, all_layers)
+    rows = shown_rows(report, all_layers, depth)
     columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "status"]
     with_shape = any(row.shape for row in rows)
     if with_shape:
@@ -80,29 +83,31 @@ def render_table(report: Report, all_layers: bool = False, width: int | None = N
         cells = [str(number), row.name, row.op, window(row), axes(row.r_min), axes(row.r_max),
                  axes(row.input_r_min), Text(row.status, style=STATUS_STYLE.get(row.status, ""))]
         if with_shape:
-            cells.append(axes(row.shape) if row.shape else "")
+            cells.append("x".join(map(str, row.shape)) if row.shape else "")
         table.add_row(*cells)
     console.print(table)
     return buffer.getvalue()
 
 
-def render_markdown(report: Report, all_layers: bool = False) -> str:
+def render_markdown(report: Report, all_layers: bool = False, depth: int | None = None) -> str:
     """The report as Markdown: a summary list, then a table of layers."""
     out = [f"# Receptive-field analysis: {report.model}", ""]
     out += [f"- {line}" for line in summary_lines(report)]
     out += ["", "| # | layer | op | window | r_min | r_max | input r_min | status |",
             "|---:|---|---|---|---:|---:|---:|---|"]
-    for number, row in enumerate(shown_rows(report, all_layers), 1):
+    for number, row in enumerate(shown_rows(report, all_layers, depth), 1):
         status = f"**{row.status}**" if row.is_finding else row.status
         out.append(f"| {number} | `{row.name}` | {row.op} | {window(row)} | {axes(row.r_min)} |"
                    f" {axes(row.r_max)} | {axes(row.input_r_min)} | {status} |")
     return "\n".join(out) + "\n"
 
 
-def render(report: Report, fmt: str, all_layers: bool = False, color: bool = False) -> str:
-    """The report in ``fmt`` (one of `FORMATS`)."""
+def render(report: Report, fmt: str, all_layers: bool = False, color: bool = False,
+           depth: int | None = None) -> str:
+    """The report in ``fmt`` (one of `FORMATS`); ``depth`` groups the rows of a table or
+    markdown by module (JSON always lists every op)."""
     if fmt == "json":
         return report.to_json() + "\n"
     if fmt == "markdown":
-        return render_markdown(report, all_layers)
-    return render_table(report, all_layers, color=color)
+        return render_markdown(report, all_layers, depth)
+    return render_table(report, all_layers, color=color, depth=depth)
