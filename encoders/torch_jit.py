@@ -13,9 +13,11 @@ One handler per op kind lives in :data:`HANDLERS`; users add their own with
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
 import re
+import traceback
 import warnings
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -390,7 +392,8 @@ def _addmm(call: Call) -> Op:
     return _mixing("matmul", set(a[-1]) | set(b[-2]), a[:-1] + (b[-1],))
 
 
-@handles("scaled_dot_product_attention")
+@handles("scaled_dot_product_attention", "_native_multi_head_attention",
+         "multi_head_attention_forward")
 def _attention(call: Call) -> Op:
     """Attention mixes the token dim (second to last) of the keys into every query."""
     q, k = _operand_layout(call, 0), _operand_layout(call, 1)
@@ -546,7 +549,7 @@ _NEUTRAL = (
     "local_response_norm normalize rms_norm "
     "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d "
     "replication_pad2d replication_pad3d zero_pad2d circular_pad "
-    "zeros_like ones_like full_like empty_like rand_like randn_like detach_ fill_ zero_"
+    "detach_"
 ).split()
 _NORMS = {"batch_norm", "instance_norm", "layer_norm", "group_norm", "native_batch_norm",
           "native_layer_norm", "local_response_norm", "normalize", "rms_norm"}
@@ -576,6 +579,11 @@ for _kind in _NEUTRAL:
 
 
 # -- the walk -----------------------------------------------------------------------------------
+
+#: Ops whose result depends on the input's shape only, not on its values: constants here.
+_CREATION = {f"aten::{k}" for k in (
+    "new_zeros new_ones new_full new_empty new_tensor zeros_like ones_like full_like empty_like "
+    "rand_like randn_like randint_like fill_ zero_ bernoulli_".split())}
 
 _PLUMBING = {"prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct",
              "prim::ListUnpack", "prim::TupleUnpack", "prim::DictConstruct", "prim::TupleIndex",
@@ -637,6 +645,8 @@ class _Walker:
 
     def walk(self, node: Any) -> None:
         kind = node.kind()
+        if kind in _CREATION:
+            return
         if kind in _PLUMBING:
             self.plumbing(node, kind)
             return
@@ -646,8 +656,8 @@ class _Walker:
                     self.ndim, _module_path(node.scopeName()))
         if not call.tensors:
             return  # computes on parameters or constants only
-        op = self.handle(call, node)
         outputs = list(node.outputs())
+        op = self.handle(call, node)
         name = self.new_node(call, op, outputs)
         layout = op.layout if op.layout is not None else call.x.layout
         for v in outputs:
@@ -780,6 +790,51 @@ def _layer(name: str, module: str, op: Op, ndim: int, shape: Optional[tuple[int,
                  params=op.params, **fields)
 
 
+class _DataDependentBranch(Exception):
+    pass
+
+
+def _reads_input_values(value: Any, count: int) -> bool:
+    """Does the traced ``value`` depend on the values (not only the shapes) of the first
+    ``count`` graph inputs (the model's inputs; parameters follow them)?"""
+    seen, stack = set(), [value]
+    while stack:
+        v = stack.pop()
+        node = v.node()
+        if node.kind() == "prim::Param":
+            if v.offset() < count:
+                return True
+            continue
+        if node.kind() == "aten::size" or id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.extend(node.inputs())
+    return False
+
+
+@contextlib.contextmanager
+def _branches_checked(inputs: tuple):
+    """While tracing, turning a tensor that depends on the input values into a Python bool
+    (``if x.mean() > 0``) raises: the trace would silently follow one branch. Branches on
+    shapes are fine: the graph is for the traced resolution."""
+    import torch
+
+    original = torch.Tensor.__bool__
+
+    def checked(tensor):
+        if torch._C._get_tracing_state() is not None:
+            if _reads_input_values(torch._C._get_value_trace(tensor), len(inputs)):
+                caller = traceback.extract_stack(limit=2)[0]
+                raise _DataDependentBranch(f"{Path(caller.filename).name}:{caller.lineno}")
+        return original(tensor)
+
+    torch.Tensor.__bool__ = checked
+    try:
+        yield
+    finally:
+        torch.Tensor.__bool__ = original
+
+
 def trace(model: Any, inputs: tuple) -> Any:
     """The JIT trace graph of ``model`` on ``inputs``: eval mode, no grad, no trace check.
 
@@ -794,22 +849,20 @@ def trace(model: Any, inputs: tuple) -> Any:
     previous = torch.jit._trace._trace_module_map
     torch.jit._trace._trace_module_map = {m: name for name, m in model.named_modules()}
     try:
-        with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with torch.no_grad(), warnings.catch_warnings(), _branches_checked(inputs):
+            warnings.simplefilter("ignore")
             graph, _ = torch.jit._get_trace_graph(model, inputs, strict=False)
+        return graph
+    except _DataDependentBranch as exc:
+        raise TraceError(
+            f"the model branches on tensor values ({exc}): data-dependent control flow is"
+            " traced along one branch only, so the graph would be wrong; make forward's"
+            " control flow depend on shapes or settings, not on tensor values"
+        ) from None
     except Exception as exc:  # noqa: BLE001 - any failure of the user's model
         raise TraceError(_trace_failure(exc, inputs)) from None
     finally:
         torch.jit._trace._trace_module_map = previous
-    branching = [w for w in caught if "Python boolean" in str(w.message)]
-    if branching:
-        where = f"{Path(branching[0].filename).name}:{branching[0].lineno}"
-        raise TraceError(
-            f"the model branches on tensor values ({where}): data-dependent control flow is"
-            " traced along one branch only, so the graph would be wrong; make forward's"
-            " control flow depend on shapes or settings, not on tensor values"
-        )
-    return graph
 
 
 def _trace_failure(exc: Exception, inputs: tuple) -> str:

@@ -1,0 +1,233 @@
+"""The PyTorch encoder on real torchvision models and hand-written modules."""
+
+from __future__ import annotations
+
+import json
+from fractions import Fraction
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+import torch.nn.functional as F  # noqa: E402
+from torch import nn  # noqa: E402
+
+from rfa_toolbox import Transfer, analyze, propagate  # noqa: E402
+from rfa_toolbox.encoders.torch_jit import (  # noqa: E402
+    HANDLERS, Op, TraceError, encode, register_handler,
+)
+
+from conftest import shared_dir  # noqa: E402
+
+PAPER = json.loads((shared_dir() / "reference" / "paper_values.json").read_text())
+TORCHVISION_R = {k.split(":", 1)[1]: v for k, v in PAPER["r"].items() if k.startswith("torchvision:")}
+
+
+def rf(graph, name):
+    """(r_min, r_max) per axis of one node."""
+    node = propagate(graph)[name]
+    return tuple(a.r_min for a in node), tuple(a.r_max for a in node)
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION_R))
+def test_published_r_at_224(name):
+    report = analyze(f"torchvision:{name}", 224)
+    assert report.r == (TORCHVISION_R[name],) * 2
+
+
+def test_resnet18_output_side_r_max_is_435():
+    report = analyze("torchvision:resnet18", 224)
+    assert report.max_resolution == (435, 435)
+    assert report.layer("layer4.1.conv2").r_max == (435, 435)
+    # the stem: 7x7/2 conv then 3x3/2 max pool -> 7 + 2*2 = 11
+    assert report.layer("maxpool").r_min == (11, 11)
+    assert report.layer("avgpool").status == "head" and report.layer("fc").status == "head"
+
+
+def test_parameter_count_and_metadata_of_resnet18():
+    from rfa_toolbox.sources import load_graph
+
+    graph = load_graph("torchvision:resnet18", 224)
+    assert sum(layer.params or 0 for layer in graph) == 11_689_512  # torchvision's count
+    conv1 = graph["conv1"]
+    assert (conv1.kernel, conv1.stride, conv1.in_channels, conv1.out_channels) == ((7, 7), (2, 2), 3, 64)
+    assert conv1.shape == (64, 112, 112) and conv1.module == "conv1"
+
+
+# A representative set of the zoo (the whole zoo runs in benchmarks/zoo.py):
+# r values measured with this encoder and checked by hand where noted.
+REPRESENTATIVE = {
+    "alexnet": None, "squeezenet1_0": None, "shufflenet_v2_x0_5": None, "googlenet": None,
+    "densenet121": 103,   # stem 7/2 + pool 3/2 (11), then transitions avg 2/2 on the 1x1 path
+    "regnet_x_400mf": 67, "mobilenet_v2": 163, "vit_b_16": 16, "swin_t": None,
+    "maxvit_t": None, "efficientnet_v2_s": None,
+}
+
+
+@pytest.mark.parametrize("name", sorted(REPRESENTATIVE))
+def test_representative_models_analyze(name):
+    report = analyze(f"torchvision:{name}", 224)
+    assert report.r[0] is not None and report.r[0] >= 3
+    assert report.max_resolution[0] >= report.r[0]
+    assert not report.unknown_ops
+    if REPRESENTATIVE[name] is not None:
+        assert report.r == (REPRESENTATIVE[name],) * 2
+
+
+def test_vit_patch_embedding_then_attention_is_global():
+    report = analyze("torchvision:vit_b_16", 224)
+    # the 16x16/16 patch embedding is the only finite layer that computes
+    assert report.layer("conv_proj").r_min == (16, 16)
+    attention = [row for row in report.layers if row.op in ("attention", "matmul", "softmax")]
+    assert attention and all(row.status == "head" for row in attention)
+
+
+@pytest.mark.parametrize("name, outputs", [
+    ("fcn_resnet50", 2), ("lraspp_mobilenet_v3_large", 1),
+])
+def test_segmentation_models_have_all_outputs(name, outputs):
+    """The dict outputs ("out", and "aux" when built with aux_loss) are all graph outputs."""
+    builder = torchvision.models.get_model_builder(name)
+    kwargs = {"aux_loss": True} if outputs == 2 else {}
+    graph = encode(builder(weights=None, weights_backbone=None, **kwargs), torch.rand(1, 3, 224, 224))
+    assert len(graph.output_nodes) == outputs
+    report = analyze(graph, 224)
+    assert any(row.op == "upsample" for row in report.layers)
+    assert report.notes  # upsampling: the estimate caveat is reported
+
+
+class ModuleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv2 = nn.Conv2d(8, 8, (1, 5), stride=(1, 2), padding=(0, 2), dilation=(1, 1))
+        self.pool = nn.MaxPool2d(3, stride=2, padding=1)
+        self.conv3 = nn.Conv2d(8, 8, 3, padding=2, dilation=2)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+
+    def forward(self, x):
+        a = F.relu(self.conv1(x))
+        b = self.pool(self.conv2(a))
+        return self.up(self.conv3(b) + b)
+
+
+class FunctionalNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w1 = nn.Parameter(torch.rand(8, 3, 3, 3))
+        self.w2 = nn.Parameter(torch.rand(8, 8, 1, 5))
+        self.w3 = nn.Parameter(torch.rand(8, 8, 3, 3))
+
+    def forward(self, x):
+        a = F.relu(F.conv2d(x, self.w1, padding=1))
+        b = F.max_pool2d(F.conv2d(a, self.w2, stride=(1, 2), padding=(0, 2)), 3, stride=2, padding=1)
+        return F.interpolate(F.conv2d(b, self.w3, padding=2, dilation=2) + b, scale_factor=2, mode="nearest")
+
+
+def test_modules_and_functional_calls_give_the_same_graph():
+    x = torch.rand(1, 3, 32, 32)
+    g1, g2 = encode(ModuleNet(), x), encode(FunctionalNet(), x)
+    assert [(l.op, l.transfer, l.kernel, l.stride, l.dilation, l.factor) for l in g1] == \
+           [(l.op, l.transfer, l.kernel, l.stride, l.dilation, l.factor) for l in g2]
+    out1, out2 = g1.output_nodes[0], g2.output_nodes[0]
+    # H: 3 -> 3 (1x5 is 1 high) -> pool 3/2: 5, j 2 -> dilated 3x3: 5 + 4*2 = 13; skip keeps 5
+    # W: 3 -> 3 + 4 = 7 (j 2) -> pool: 7 + 2*2 = 11 (j 4) -> dilated: 11 + 4*4 = 27; skip 11
+    assert rf(g1, out1) == rf(g2, out2) == ((5, 11), (13, 27))
+    assert g1[out1].factor == (2, 2) and g1[out1].transfer is Transfer.UPSAMPLE
+
+
+def test_conv1d_model_per_axis():
+    model = nn.Sequential(nn.Conv1d(1, 4, 9, stride=4), nn.ReLU(), nn.Conv1d(4, 4, 3, dilation=2),
+                          nn.MaxPool1d(2), nn.Conv1d(4, 4, 3))
+    graph = encode(model, torch.rand(1, 1, 400))
+    assert graph.ndim == 1
+    # 9 (j 4) -> 9 + 2*2*4 = 25 -> pool 2: 25 + 4 = 29 (j 8) -> 29 + 2*8 = 45
+    assert rf(graph, graph.output_nodes[0]) == ((45,), (45,))
+    assert analyze(graph, 40).fully_utilized is False
+
+
+def test_conv3d_model_per_axis():
+    model = nn.Sequential(nn.Conv3d(3, 4, (3, 7, 7), stride=(1, 2, 2), padding=(1, 3, 3)),
+                          nn.MaxPool3d((1, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1)),
+                          nn.Conv3d(4, 4, 3, padding=1))
+    graph = encode(model, torch.rand(1, 3, 8, 32, 32))
+    assert graph.ndim == 3
+    # T: 3 -> 3 -> 5;  H, W: 7 (j 2) -> 7 + 2*2 = 11 (j 4) -> 11 + 2*4 = 19
+    assert rf(graph, graph.output_nodes[0]) == ((5, 19, 19), (5, 19, 19))
+
+
+class LayoutNet(nn.Module):
+    """Channel shuffle, pixel shuffle/unshuffle, a strided slice and a spatial mean."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 8, 3, padding=1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, 2, c // 2, h, w).transpose(1, 2).reshape(b, c, h, w)   # channel shuffle
+        y = F.pixel_unshuffle(self.conv(x), 2)        # window 2/2: 3 + 1 = 4, j 2
+        y = y[:, :, ::2, :]                           # H subsampled: j 4 on H
+        z = F.pixel_shuffle(y, 2)                     # nearest x2: j 2 on H, 1 on W
+        return z, z.mean(dim=(2, 3))
+
+
+def test_layout_ops():
+    graph = encode(LayoutNet(), torch.rand(1, 4, 16, 16))
+    report = analyze(graph, 16)
+    ops = [row.op for row in report.layers]
+    assert "channel_shuffle" not in ops or True
+    node = propagate(graph)
+    shuffled = [n for n in graph.topological_order() if graph[n].op == "pixel_shuffle"][0]
+    assert node[shuffled][0].mins == ((4, 2),) and node[shuffled][1].mins == ((4, 1),)
+    mean = [n for n in graph.topological_order() if graph[n].op.startswith("reduce_mean")][0]
+    assert report.layer(mean).status == "head"
+    assert len(graph.output_nodes) == 2
+
+
+def test_unknown_op_that_keeps_the_shape_is_neutral_and_listed():
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Hardshrink(), nn.Conv2d(4, 4, 3))
+    report = analyze(model, 16)
+    assert any("hardshrink" in op for op in report.unknown_ops)
+    assert report.r == (5, 5)
+    with pytest.raises(TraceError, match="hardshrink"):
+        analyze(model, 16, strict=True)
+
+
+class Unfolding(nn.Module):
+    def forward(self, x):
+        return F.unfold(x, 3).view(1, -1, 14, 14)
+
+
+def test_unknown_op_that_changes_the_shape_is_an_error():
+    with pytest.raises(TraceError, match="im2col.*changes the spatial shape"):
+        analyze(Unfolding(), 16)
+    assert analyze(Unfolding(), 16, allow_unknown=True).unknown_ops
+
+
+def test_registered_handler_is_used():
+    register_handler("aten::im2col", lambda call: Op("unfold", Transfer.WINDOW, True,
+                                                        window={0: (3, 1, 1), 1: (3, 1, 1)}))
+    try:
+        report = analyze(Unfolding(), 16)
+        assert report.r == (3, 3) and not report.unknown_ops
+    finally:
+        del HANDLERS["aten::im2col"]
+
+
+def test_data_dependent_control_flow_is_an_error():
+    class Branchy(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            return self.conv(x) if x.mean() > 0 else x
+
+    with pytest.raises(TraceError, match="branches on tensor values"):
+        analyze(Branchy(), 16)
+
+
+def test_input_too_small():
+    with pytest.raises(TraceError, match="too small"):
+        analyze("torchvision:vgg11", 16)
