@@ -20,8 +20,9 @@ PerAxis = tuple[Optional[float], ...]
 
 RESAMPLING_NOTE = (
     "after upsampling or transposed convolutions ({layers}) receptive fields depend on the"
-    " position; the values are the standard estimate and the exact extent can exceed it by"
-    " about one jump of the coarser level"
+    " position; the values are the standard estimate, and the exact extent of a unit can differ"
+    " from it by about one jump of the coarser level (d jumps after a transposed conv with"
+    " dilation d), in either direction"
 )
 
 
