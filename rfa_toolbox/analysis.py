@@ -6,8 +6,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from .graph import Graph, Layer, Number, Transfer, plain
-from .receptive_field import NodeRF, input_r_min, propagate
+from .graph import Graph, Layer, Number, plain
+from .receptive_field import propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
 
 SCHEMA = "rfa-toolbox/report/v1"
@@ -26,21 +26,21 @@ RESAMPLING_NOTE = (
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class LayerResult:
     """One layer's receptive field and status; per-axis values are None where infinite."""
 
     name: str
     module: Optional[str]
     op: str
-    kernel: Optional[list]
-    stride: Optional[list]
-    dilation: Optional[list]
+    kernel: Optional[tuple]
+    stride: Optional[tuple]
+    dilation: Optional[tuple]
     r_min: PerAxis
     r_max: PerAxis
     input_r_min: Optional[PerAxis]
     status: str
-    shape: Optional[list]
+    shape: Optional[tuple]
     computes: bool
 
     @property
@@ -117,7 +117,7 @@ class Report:
 
 def _row_dict(row: LayerResult) -> dict[str, Any]:
     out = asdict(row)
-    for key in ("r_min", "r_max", "input_r_min", "shape"):
+    for key in ("kernel", "stride", "dilation", "r_min", "r_max", "input_r_min", "shape"):
         if out[key] is not None:
             out[key] = list(out[key])
     return out
@@ -147,42 +147,64 @@ def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis], resolutio
     return OK
 
 
-def _largest(rf: dict[str, NodeRF], ndim: int, attr: str) -> PerAxis:
+def _largest_of(values: list[tuple], ndim: int) -> PerAxis:
+    """Per axis, the largest value that is not None (None when there is none), for display."""
     out = []
     for a in range(ndim):
-        values = [getattr(node[a], attr) for node in rf.values() if node[a].finite]
-        out.append(plain(max(values)) if values else None)
+        finite = [v[a] for v in values if v[a] is not None]
+        out.append(plain(max(finite)) if finite else None)
     return tuple(out)
 
 
+@without_gc
 def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None) -> Report:
     """Analyze a `Graph` at ``resolution``; see `rfa_toolbox.analyze`."""
     res = parse_resolution(resolution, graph.ndim)
     rf = propagate(graph)
-    r = _largest(rf, graph.ndim, "r_min")
+    layers = graph._layers
+    pred = graph.nx._pred  # plain dicts: nx.pred[name] builds a view per call
+    # A node's sets are shared with every node that leaves them unchanged (norms, activations,
+    # 1x1 convs, single-input merges): describe each distinct one once, keyed by id (rf keeps
+    # them alive). Per entry: raw r_min, raw r_max, and both for display.
+    seen: dict[int, tuple[tuple, tuple, PerAxis, PerAxis]] = {}
     rows = []
     for name in graph.topological_order():
-        layer = graph[name]
+        layer = layers[name]
         node = rf[name]
-        r_min = _per_axis(a.r_min for a in node)
-        inputs = input_r_min(rf, graph, name)
-        inputs = None if inputs is None else _per_axis(inputs)
+        info = seen.get(id(node))
+        if info is None:
+            lo = tuple(a.r_min for a in node)
+            hi = tuple(a.r_max for a in node)
+            info = seen[id(node)] = (lo, hi, _per_axis(lo), _per_axis(hi))
+        sources = pred[name]
+        if not sources:
+            inputs = None
+        elif len(sources) == 1:  # every input precedes its node in topological order
+            inputs = seen[id(rf[next(iter(sources))])][2]
+        else:
+            feeds = [seen[id(rf[p])][0] for p in sources]
+            inputs = _per_axis(
+                min((v for v in axis if v is not None), default=None) for axis in zip(*feeds)
+            )
+        r_min = info[2]
         rows.append(
             LayerResult(
                 name=name,
                 module=layer.module,
                 op=layer.op,
-                kernel=list(layer.kernel) or None,
-                stride=[plain(s) for s in layer.stride] or None,
-                dilation=list(layer.dilation) or None,
+                kernel=layer.kernel or None,
+                stride=tuple(map(plain, layer.stride)) or None,
+                dilation=layer.dilation or None,
                 r_min=r_min,
-                r_max=_per_axis(a.r_max for a in node),
+                r_max=info[3],
                 input_r_min=inputs,
                 status=status_of(layer, r_min, inputs, res),
-                shape=list(layer.shape) if layer.shape is not None else None,
+                shape=layer.shape,
                 computes=layer.computes,
             )
         )
+    r = _largest_of([info[0] for info in seen.values()], graph.ndim)
+    max_resolution = _largest_of([info[1] for info in seen.values()], graph.ndim)
     resampling = [layer.name for layer in graph if layer.is_resampling]
     notes = []
     if resampling:
@@ -192,7 +214,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         model=model or graph.name,
         resolution=res,
         r=r,
-        max_resolution=_largest(rf, graph.ndim, "r_max"),
+        max_resolution=max_resolution,
         fully_utilized=_fully_utilized(r, res),
         layers=rows,
         unknown_ops=list(graph.unknown_ops),
@@ -207,4 +229,5 @@ def _fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:
 def graph_r(graph: Graph) -> tuple[Number | None, ...]:
     """r per axis (the largest finite r_min), computed with min sets only."""
     rf = propagate(graph, with_max=False)
-    return _largest(rf, graph.ndim, "r_min")
+    distinct = {id(node): node for node in rf.values()}.values()
+    return _largest_of([tuple(a.r_min for a in node) for node in distinct], graph.ndim)

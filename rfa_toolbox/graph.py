@@ -30,6 +30,8 @@ class Transfer(str, Enum):
 
 def simplify(x: Number) -> Number:
     """An integral Fraction as an int, anything else unchanged."""
+    if type(x) is int:  # the common case; isinstance(x, Fraction) goes through ABCMeta
+        return x
     if isinstance(x, Fraction) and x.denominator == 1:
         return int(x)
     return x
@@ -41,6 +43,8 @@ UPSAMPLE_TAPS = {"nearest": 1, "area": 1, "linear": 2, "bilinear": 2, "trilinear
 
 def plain(x: Number) -> int | float:
     """A number for display and JSON: an int when integral, else a float."""
+    if type(x) is int:
+        return x
     x = simplify(x)
     return x if isinstance(x, int) else round(float(x), 6)
 
@@ -224,15 +228,17 @@ class Graph:
 
     def validate(self) -> None:
         """Check that the graph can be analyzed: an input, no orphans, no cycle, known outputs."""
-        if not self.inputs:
+        inputs = self.inputs
+        if not inputs:
             raise GraphError("the graph has no input layer")
+        pred = self.nx._pred  # plain dicts: nx.pred[n] builds a view per call
         orphans = [
             n for n, layer in self._layers.items()
-            if layer.transfer is not Transfer.INPUT and not self.nx.pred[n]
+            if layer.transfer is not Transfer.INPUT and not pred[n]
         ]
         if orphans:
             raise GraphError(f"layers without inputs: {', '.join(orphans[:10])}")
-        fed_inputs = [n for n in self.inputs if self.nx.pred[n]]
+        fed_inputs = [n for n in inputs if pred[n]]
         if fed_inputs:
             raise GraphError(f"input layers cannot have inputs: {', '.join(fed_inputs[:10])}")
         for name in self.outputs:

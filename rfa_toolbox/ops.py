@@ -7,7 +7,7 @@ from fractions import Fraction
 from typing import Any
 
 from .errors import GraphError, UnknownOpError
-from .graph import Layer, Number, Transfer, simplify
+from .graph import Layer, Transfer, simplify
 
 
 @dataclass(frozen=True)

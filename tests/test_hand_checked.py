@@ -669,7 +669,7 @@ def test_neutral_and_merge_layers_are_never_findings():
         n = b.neutral(n, op, name=op)
     a = b.add(n, c2, name="add")
     cat = b.concat(a, c1, name="cat")
-    m = b.mul(cat, a, name="mul")
+    b.mul(cat, a, name="mul")
     g = b.build()
     # at 4: c1 (5 >= 4, input 1) underutilized; c2 (input 5 >= 4) unproductive; every neutral
     # and merge layer sees >= 4 and is fed >= 4 (except cat: min input 5), and is still "ok"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from fractions import Fraction
 
 import pytest
 
@@ -175,8 +174,8 @@ class LayoutNet(nn.Module):
 def test_layout_ops():
     graph = encode(LayoutNet(), torch.rand(1, 4, 16, 16))
     report = analyze(graph, 16)
-    ops = [row.op for row in report.layers]
-    assert "channel_shuffle" not in ops or True
+    # the channel shuffle (view, transpose, reshape) is neutral: the conv still sees one pixel
+    assert report.layer("conv").input_r_min == (1, 1) and report.layer("conv").r_min == (3, 3)
     node = propagate(graph)
     shuffled = [n for n in graph.topological_order() if graph[n].op == "pixel_shuffle"][0]
     assert node[shuffled][0].mins == ((4, 2),) and node[shuffled][1].mins == ((4, 1),)
