@@ -797,18 +797,19 @@ class _DataDependentBranch(Exception):
 def _reads_input_values(value: Any, count: int) -> bool:
     """Does the traced ``value`` depend on the values (not only the shapes) of the first
     ``count`` graph inputs (the model's inputs; parameters follow them)?"""
-    seen, stack = set(), [value]
+    seen: set[int] = set()  # value ids (the Python wrappers of nodes are transient)
+    stack = [value]
     while stack:
         v = stack.pop()
+        if v.unique() in seen:
+            continue
+        seen.add(v.unique())
         node = v.node()
         if node.kind() == "prim::Param":
             if v.offset() < count:
                 return True
-            continue
-        if node.kind() == "aten::size" or id(node) in seen:
-            continue
-        seen.add(id(node))
-        stack.extend(node.inputs())
+        elif node.kind() != "aten::size":
+            stack.extend(node.inputs())
     return False
 
 
