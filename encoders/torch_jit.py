@@ -19,10 +19,11 @@ import math
 import re
 import traceback
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph, Layer, Transfer
@@ -68,32 +69,44 @@ class Op:
     params: Optional[int] = None
 
 
+class Lazy(Sequence):
+    """A sequence whose items are computed on first access (traced constants and shapes cost
+    a call into the JIT each; most handlers read few of them)."""
+
+    def __init__(self, items: list, resolve: Callable[[Any], Any]):
+        self._items = items
+        self._resolve = resolve
+        self._done: dict[int, Any] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self._items))[index]
+        if index not in self._done:
+            self._done[index] = self._resolve(self._items[index])
+        return self._done[index]
+
+
 @dataclass
 class Call:
     """One traced op as a handler sees it: its kind, arguments and shapes.
 
-    ``args`` holds, per input of the op, a :class:`Tensor` (depends on a model input), a
-    Python constant, a list of those, or ``None`` for a tensor that does not depend on an input
-    (a parameter); ``sizes`` the traced shape of every input (``None`` when not a tensor).
+    ``args`` holds, per input of the op, a `Tensor` (depends on a model input), a Python
+    constant, a list of those, or ``None`` for a tensor that does not depend on an input (a
+    parameter); ``sizes`` the traced shape of every input (``None`` when not a tensor);
+    ``tensors`` the input tensors that depend on a model input, in order (lists flattened).
     """
 
     kind: str
-    args: list[Any]
-    sizes: list[Optional[tuple[int, ...]]]
-    out_sizes: list[Optional[tuple[int, ...]]]
+    args: Sequence[Any]
+    sizes: Sequence[Optional[tuple[int, ...]]]
+    out_sizes: Sequence[Optional[tuple[int, ...]]]
     ndim: int
     module: str
-
-    @property
-    def tensors(self) -> list[Tensor]:
-        """The input tensors that depend on a model input, in order (lists flattened)."""
-        found: list[Tensor] = []
-        for arg in self.args:
-            if isinstance(arg, Tensor):
-                found.append(arg)
-            elif isinstance(arg, list):
-                found += [a for a in arg if isinstance(a, Tensor)]
-        return found
+    tensors: list[Tensor]
 
     @property
     def x(self) -> Tensor:
@@ -625,14 +638,29 @@ class _Walker:
         key = v.unique()
         if key in self.values:
             return self.values[key]
-        if v.node().kind() == "prim::Constant":
+        node = v.node()
+        if node.kind() == "prim::Constant":
             try:
                 const = v.toIValue()
             except RuntimeError:
                 const = None
-            self.values[key] = const
-            return const
-        return None
+        elif node.kind() in ("prim::ListConstruct", "prim::TupleConstruct"):
+            const = [self.value(item) for item in node.inputs()]
+        else:
+            return None
+        self.values[key] = const
+        return const
+
+    def tracked(self, inputs: list) -> list[Tensor]:
+        """The inputs that depend on a model input (lists of them flattened)."""
+        found: list[Tensor] = []
+        for v in inputs:
+            item = self.values.get(v.unique())
+            if isinstance(item, Tensor):
+                found.append(item)
+            elif isinstance(item, list):
+                found += [t for t in item if isinstance(t, Tensor)]
+        return found
 
     def add_input(self, v: Any, name: str) -> None:
         shape = _sizes(v)
@@ -645,18 +673,18 @@ class _Walker:
 
     def walk(self, node: Any) -> None:
         kind = node.kind()
-        if kind in _CREATION:
-            return
+        if kind == "prim::Constant" or kind in _CREATION:
+            return  # constants are read when a handler asks for them
         if kind in _PLUMBING:
             self.plumbing(node, kind)
             return
         inputs = list(node.inputs())
-        args = [self.value(v) for v in inputs]
-        call = Call(kind, args, [_sizes(v) for v in inputs], [_sizes(v) for v in node.outputs()],
-                    self.ndim, _module_path(node.scopeName()))
-        if not call.tensors:
+        tensors = self.tracked(inputs)
+        if not tensors:
             return  # computes on parameters or constants only
         outputs = list(node.outputs())
+        call = Call(kind, Lazy(inputs, self.value), Lazy(inputs, _sizes), Lazy(outputs, _sizes),
+                    self.ndim, _module_path(node.scopeName()), tensors)
         op = self.handle(call, node)
         name = self.new_node(call, op, outputs)
         layout = op.layout if op.layout is not None else call.x.layout
@@ -702,10 +730,10 @@ class _Walker:
 
     def plumbing(self, node: Any, kind: str) -> None:
         outputs = list(node.outputs())
-        if kind == "prim::Constant":
-            return
         if kind in ("prim::ListConstruct", "prim::TupleConstruct"):
-            self.values[outputs[0].unique()] = [self.value(v) for v in node.inputs()]
+            items = list(node.inputs())
+            if self.tracked(items):  # lists of constants are resolved when a handler reads them
+                self.values[outputs[0].unique()] = [self.value(v) for v in items]
         elif kind == "prim::DictConstruct":
             items = [self.value(v) for v in node.inputs()]
             self.values[outputs[0].unique()] = items[1::2]
