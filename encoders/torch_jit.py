@@ -465,9 +465,56 @@ def _stack(call: Call) -> Op:
     return Op("stack", Transfer.MERGE if len(tensors) > 1 else Transfer.NEUTRAL, layout=layout)
 
 
+class Dim(frozenset):
+    """The spatial axes a tensor dim carries, with how it was composed: ``factors`` lists
+    (axes, size) from outer to inner, so that splitting a merged dim (windows back into
+    rows and columns) gives each part its own axis again."""
+
+    factors: tuple[tuple[frozenset, int], ...]
+
+    def __new__(cls, factors: Sequence[tuple[frozenset, int]]):
+        dim = super().__new__(cls, frozenset().union(*(axes for axes, _ in factors)))
+        dim.factors = tuple(factors)
+        return dim
+
+
+def _factors(layout: Layout, sizes: Sequence[int]) -> list[tuple[frozenset, int]]:
+    out: list[tuple[frozenset, int]] = []
+    for dim, size in zip(layout, sizes):
+        known = getattr(dim, "factors", None)
+        if known is None or math.prod(n for _, n in known) != size:
+            known = ((frozenset(dim), size),)
+        out += [f for f in known if f[1] != 1]
+    return out
+
+
 def reshape_layout(layout: Layout, before: Sequence[int], after: Sequence[int]) -> Layout:
-    """The layout after a reshape from ``before`` to ``after``: dims are grouped where the
-    products of the sizes agree, and each output dim of a group carries the group's axes."""
+    """The layout after a reshape from ``before`` to ``after``.
+
+    The input dims are cut into factors of known axes and regrouped into the output sizes, so
+    a dim split and merged again keeps its axis. Where the sizes do not factor that way, dims
+    are grouped where the products agree and share the group's axes.
+    """
+    queue = _factors(layout, before)
+    out: list[frozenset] = []
+    for size in after:
+        taken: list[tuple[frozenset, int]] = []
+        product = 1
+        while product < size and queue:
+            axes, n = queue.pop(0)
+            need = size // product
+            if need > 1 and n > need and n % need == 0:
+                queue.insert(0, (axes, n // need))
+                n = need
+            taken.append((axes, n))
+            product *= n
+        if product != size:
+            return _grouped_layout(layout, before, after)
+        out.append(Dim(taken) if taken else NONE)
+    return tuple(out)
+
+
+def _grouped_layout(layout: Layout, before: Sequence[int], after: Sequence[int]) -> Layout:
     out: list[frozenset] = []
     i = j = 0
     while i < len(before) or j < len(after):

@@ -230,3 +230,45 @@ def test_data_dependent_control_flow_is_an_error():
 def test_input_too_small():
     with pytest.raises(TraceError, match="too small"):
         analyze("torchvision:vgg11", 16)
+
+
+class WindowRoundTrip(nn.Module):
+    """MaxViT-style window partition, token mixing inside windows, and the reverse."""
+
+    def __init__(self):
+        super().__init__()
+        self.before = nn.Conv2d(4, 4, 3, padding=1)
+        self.after = nn.Conv2d(4, 4, 3, padding=1)
+
+    def forward(self, x):
+        x = self.before(x)
+        b, c, h, w = x.shape
+        p = 4
+        win = x.view(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1).reshape(-1, p * p, c)
+        win = win + torch.softmax(win @ win.transpose(1, 2), dim=-1) @ win      # attention
+        back = win.view(b, h // p, w // p, p, p, c).permute(0, 5, 1, 3, 2, 4).reshape(b, c, h, w)
+        return self.after(back)
+
+
+def test_window_partition_and_reverse_keep_the_axes():
+    graph = encode(WindowRoundTrip(), torch.rand(1, 4, 16, 16))
+    after = graph["after"]
+    # the conv after the round trip is still a 3x3 window on each axis, not a global op
+    assert after.transfer is Transfer.WINDOW and after.kernel == (3, 3)
+    # skip path: 3 (before) + 2 = 5; the attention path is global (infinite)
+    assert rf(graph, "after") == ((5, 5), (5, 5))
+    assert propagate(graph)["after"][0].infinite
+
+
+def test_maxvit_convolutions_after_attention_are_counted():
+    report = analyze("torchvision:maxvit_t", 224)
+    assert report.r == (131, 131) and report.max_resolution == (283, 283)
+
+
+def test_timm_model_by_name():
+    pytest.importorskip("timm")
+    report = analyze("timm:resnet50d", 224)
+    # deep stem: 3x3/2 -> 3 (j 2), 3x3 -> 7, 3x3 -> 11; max pool 3/2 -> 11 + 2*2 = 15 (j 4)
+    assert report.layer("conv1.6").r_min == (11, 11)
+    assert report.layer("maxpool").r_min == (15, 15)
+    assert report.r == (107, 107) and not report.unknown_ops
