@@ -64,7 +64,9 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     border layers.
 
     MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a PyTorch
-    model (model.py, or model.py:NAME to pick one), torchvision:NAME or timm:NAME.
+    model (model.py, or model.py:NAME to pick one), torchvision:NAME, timm:NAME, a Keras
+    model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
+    keras.applications model).
     """
     resolution = resolution_for(resolution, input_shape)
     report = analyze(model, resolution, input_shape=input_shape, strict=strict,

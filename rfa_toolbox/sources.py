@@ -10,7 +10,7 @@ from typing import Any
 
 from .errors import RFAError
 from .graph import Graph
-from .spec import SUFFIXES, graph_from_spec, load_spec
+from .spec import SUFFIXES, graph_from_spec, load_spec, read_spec_file
 
 #: A `Graph`, a parsed architecture file (dict), a path of an architecture file or of a Python
 #: model file (``model.py``, ``model.py:NAME``), ``torchvision:NAME``, ``timm:NAME``, or a
@@ -32,17 +32,49 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
         text = str(model)
         if text.startswith(TORCH_PREFIXES) or ".py:" in text or text.endswith(".py"):
             return _torch_graph(text, resolution, input_shape, strict, allow_unknown)
+        if text.startswith("keras:") or text.lower().endswith((".keras", ".json")):
+            return _keras_or_spec(text)
         if Path(text).suffix.lower() in SUFFIXES:
             return load_spec(text)
         raise RFAError(
             f"cannot read {text!r}: name an architecture file ({', '.join(SUFFIXES)}), a Python"
-            " model file (model.py or model.py:NAME), torchvision:NAME or timm:NAME"
+            " model file (model.py or model.py:NAME), torchvision:NAME, timm:NAME, keras:NAME,"
+            " a .keras file or a .json file holding model.to_json()"
         )
+    if _is_keras_model(model):
+        from rfa_toolbox.encoders import keras_json
+
+        return keras_json.graph_from_keras_json(model.to_json())
     from rfa_toolbox.encoders.torch_models import is_torch_module
 
     if is_torch_module(model):
         return _torch_graph(model, resolution, input_shape, strict, allow_unknown)
     raise RFAError(f"cannot analyze an object of type {type(model).__name__}")
+
+
+def _is_keras_model(obj: Any) -> bool:
+    return type(obj).__module__.split(".")[0] in ("keras", "tf_keras") and hasattr(obj, "to_json")
+
+
+def _keras_or_spec(text: str) -> Graph:
+    """``keras:NAME``, a ``.keras`` archive, or a ``.json`` file: a Keras model's JSON or an
+    architecture file (told apart by their keys)."""
+    from rfa_toolbox.encoders import keras_json
+
+    if text.startswith("keras:"):
+        data = keras_json.load_keras_application(text.split(":", 1)[1])
+        return keras_json.graph_from_keras_json(data, name=text)
+    path = Path(text)
+    if path.suffix.lower() == ".keras":
+        return keras_json.graph_from_keras_json(keras_json.read_keras_file(path), name=text)
+    data = read_spec_file(path)
+    if keras_json.is_keras_json(data):
+        return keras_json.graph_from_keras_json(data, name=text)
+    try:
+        return graph_from_spec(data, default_name=path.stem)
+    except RFAError as exc:
+        exc.args = (f"{path}: {exc}",)
+        raise
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,

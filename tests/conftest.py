@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+try:  # torch before tensorflow, always: the other order aborts the process (LLVM options)
+    import torch  # noqa: F401
+    import torchvision  # noqa: F401
+except ImportError:
+    pass
+
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
