@@ -199,3 +199,22 @@ def test_cli_keras_application(rfa):
     result = rfa("analyze", "keras:MobileNet", "--res", "224", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["r"] == [315, 315]
+
+
+def test_registered_handler_for_a_custom_layer():
+    from rfa_toolbox.encoders.keras_json import HANDLERS, KOp, register_handler
+
+    data = json.loads(json.dumps(KERAS2))
+    data["config"]["layers"][4] = {"class_name": "BlurPool2D", "name": "blur",
+                                   "config": {"name": "blur", "kernel_size": 3, "stride": 2},
+                                   "inbound_nodes": [[["add", 0, 0, {}]]]}
+    data["config"]["output_layers"] = [["blur", 0, 0]]
+    assert graph_from_keras_json(data).unknown_ops == ["BlurPool2D (blur)"]
+    register_handler("BlurPool2D", lambda config, inputs, ndim: KOp(
+        "avg_pool", dict(kernel=[config["kernel_size"]] * ndim, stride=[config["stride"]] * ndim)))
+    try:
+        graph = graph_from_keras_json(data)
+        # add: (3, 11) at j 2; blur 3/2: + 2*2 -> (7, 15)
+        assert not graph.unknown_ops and rf(graph, "blur") == ((7, 7), (15, 15))
+    finally:
+        del HANDLERS["BlurPool2D"]
