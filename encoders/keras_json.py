@@ -157,7 +157,8 @@ def _attention(config: dict, inputs: list[KTensor], ndim: int) -> KOp:
 
 
 _MERGES = {"Add": "add", "Multiply": "mul", "Subtract": "sub", "Average": "merge", "Maximum": "merge",
-           "Minimum": "merge", "Concatenate": "concat", "Dot": "merge"}
+           "Minimum": "merge", "Concatenate": "concat", "Dot": "merge",
+           "CustomScaleLayer": "add"}  # keras.applications' InceptionResNetV2: x + scale * r
 
 
 def _merge(config: dict, inputs: list[KTensor], ndim: int) -> KOp:
