@@ -218,3 +218,12 @@ def test_registered_handler_for_a_custom_layer():
         assert not graph.unknown_ops and rf(graph, "blur") == ((7, 7), (15, 15))
     finally:
         del HANDLERS["BlurPool2D"]
+
+
+def test_channels_first_model():
+    model = keras.Sequential([keras.Input((3, 32, 32)),
+                              layers.Conv2D(4, (3, 5), strides=2, data_format="channels_first", name="c")])
+    graph = load_graph(model)
+    assert graph.ndim == 2 and graph["c"].in_channels == 3 and graph["c"].kernel == (3, 5)
+    assert graph["c"].params == 3 * 5 * 3 * 4 + 4
+    assert rf(graph, "c") == ((3, 5), (3, 5))
