@@ -61,6 +61,7 @@ class Report:
     layers: list[LayerResult]
     unknown_ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    suggestions: Optional[list] = None  #: verified edits (`rfa_toolbox.suggest.Suggestion`), when asked for
 
     def names(self, status: str) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
@@ -108,6 +109,8 @@ class Report:
             "border": self.border,
             "unknown_ops": list(self.unknown_ops),
             "notes": list(self.notes),
+            **({"suggestions": [s.to_dict() for s in self.suggestions]}
+               if self.suggestions is not None else {}),
         }
 
     def to_json(self, indent: int | None = 2) -> str:

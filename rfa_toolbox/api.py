@@ -8,16 +8,38 @@ from .analysis import Report, analyze_graph, graph_r
 from .graph import plain
 from .resolution import ResolutionLike, parse_resolution
 from .sources import ModelLike, load_graph, model_name
+from .suggest import Suggestion
+from .suggest import suggest as suggest_edits
 
 
-def analyze(model: ModelLike, resolution: ResolutionLike, **options: Any) -> Report:
+def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,
+            **options: Any) -> Report:
     """Analyze ``model`` at the input ``resolution`` and return a `Report`.
 
-    ``model`` is a `rfa_toolbox.graph.Graph`, a parsed architecture file (dict) or the
-    path of one; ``resolution`` is an int, a per-axis sequence, or a string like ``"800x1333"``.
+    ``model`` is a `Graph`, a parsed architecture file (dict) or its path, a PyTorch
+    ``nn.Module``, a model file (``"model.py"``, ``"model.py:NAME"``), ``"torchvision:NAME"``,
+    ``"timm:NAME"``, a Keras model, a ``.keras`` file, a ``.json`` file holding
+    ``model.to_json()`` or ``"keras:NAME"``; ``resolution`` is an int, a per-axis sequence, or a
+    string like ``"800x1333"``. Options for PyTorch models: ``input_shape`` (full shape without
+    batch, such as ``"1x16000"``), ``strict`` (every op without a handler is an error) and
+    ``allow_unknown`` (such ops are neutral even when they change the spatial shape).
+    With ``suggestions=True`` the report also carries verified edits (see `suggest`).
     """
     graph = load_graph(model, resolution=resolution, **options)
-    return analyze_graph(graph, resolution, model=model_name(model, graph))
+    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    if suggestions:
+        report.suggestions = suggest_edits(graph, report)
+    return report
+
+
+def suggest(model: ModelLike, resolution: ResolutionLike, limit: int = 10,
+            **options: Any) -> list[Suggestion]:
+    """Ranked edits that lower r below ``resolution`` (stride and stem-kernel reductions,
+    removal of unproductive modules), each verified by analyzing the edited graph: fully
+    utilized first, then fewest edits, then r closest below R, then the smallest FLOPs
+    increase. Empty when the model is already fully utilized."""
+    graph = load_graph(model, resolution=resolution, **options)
+    return suggest_edits(graph, analyze_graph(graph, resolution), limit)
 
 
 def minimal_feasible_resolution(model: ModelLike, **options: Any) -> tuple[int | float | None, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -12,8 +13,11 @@ from . import __version__
 from .analysis import UNDERUTILIZED, UNPRODUCTIVE, Report
 from .api import analyze
 from .errors import RFAError
-from .formats import FORMATS, render
+from .analysis import SCHEMA, analyze_graph
+from .formats import FORMATS, render, suggestion_lines, summary_lines
 from .resolution import parse_resolution
+from .sources import load_graph, model_name
+from .suggest import suggest as suggest_edits
 
 FAIL_ON = {
     UNPRODUCTIVE: (UNPRODUCTIVE,),
@@ -32,14 +36,25 @@ def cli() -> None:
     """
 
 
+def model_options(fn):
+    """MODEL, --res, --input-shape, --strict and --allow-unknown: how to read the model."""
+    fn = click.option("--allow-unknown", is_flag=True,
+                      help="Treat ops without a handler as neutral even when they change the"
+                           " spatial shape.")(fn)
+    fn = click.option("--strict", is_flag=True,
+                      help="Treat every op without a handler as an error (default: neutral when"
+                           " it keeps the spatial shape, and listed under unknown ops).")(fn)
+    fn = click.option("--input-shape", metavar="SHAPE",
+                      help="Full input shape without batch for framework models, such as"
+                           " 3x224x224, 1x16000 (audio) or 3x16x112x112 (video).")(fn)
+    fn = click.option("--res", "-r", "resolution", metavar="R",
+                      help="Input resolution: one size for every axis (224) or one per axis"
+                           " (800x1333). Required unless --input-shape is given.")(fn)
+    return click.argument("model", metavar="MODEL")(fn)
+
+
 @cli.command("analyze")
-@click.argument("model", metavar="MODEL")
-@click.option("--res", "-r", "resolution", metavar="R",
-              help="Input resolution: one size for every axis (224) or one per axis (800x1333)."
-                   " Required unless --input-shape is given.")
-@click.option("--input-shape", metavar="SHAPE",
-              help="Full input shape without batch for framework models, such as 3x224x224,"
-                   " 1x16000 (audio) or 3x16x112x112 (video).")
+@model_options
 @click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
               help="table for people, json for programs (schema rfa-toolbox/report/v1), markdown for docs.")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -52,14 +67,11 @@ def cli() -> None:
 @click.option("--depth", type=click.IntRange(min=1), default=None, metavar="N",
               help="Show the table by module at depth N of the module paths (a module is as bad"
                    " as its worst layer); the analysis still runs on every op.")
-@click.option("--strict", is_flag=True,
-              help="Treat every op without a handler as an error (default: neutral when it keeps"
-                   " the spatial shape, and listed under unknown ops).")
-@click.option("--allow-unknown", is_flag=True,
-              help="Treat ops without a handler as neutral even when they change the spatial shape.")
-def analyze_command(model: str, resolution: str | None, input_shape: str | None, fmt: str,
-                    output: Path | None, fail_on: str | None, all_layers: bool,
-                    depth: int | None, strict: bool, allow_unknown: bool) -> None:
+@click.option("--suggest/--no-suggest", default=True, show_default=True,
+              help="When the model is not fully utilized, add verified edits that fix it.")
+def analyze_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
+                    allow_unknown: bool, fmt: str, output: Path | None, fail_on: str | None,
+                    all_layers: bool, depth: int | None, suggest: bool) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers.
 
@@ -69,16 +81,55 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     keras.applications model).
     """
     resolution = resolution_for(resolution, input_shape)
-    report = analyze(model, resolution, input_shape=input_shape, strict=strict,
-                     allow_unknown=allow_unknown)
-    color = output is None and fmt == "table" and sys.stdout.isatty()
-    text = render(report, fmt, all_layers, color=color, depth=depth)
+    report = analyze(model, resolution, suggestions=suggest, input_shape=input_shape,
+                     strict=strict, allow_unknown=allow_unknown)
+    _emit(render(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
+    _exit_for_findings(report, fail_on)
+
+
+@cli.command("suggest")
+@model_options
+@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
+              help="table for people, json for programs (the suggestions list of the report).")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the suggestions to this file instead of standard output.")
+@click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
+              help="How many suggestions to show.")
+def suggest_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
+                    allow_unknown: bool, fmt: str, output: Path | None, top: int) -> None:
+    """Suggest stride, stem-kernel and depth edits that make MODEL fully utilized at R.
+
+    Each candidate is applied to a copy of the graph and analyzed again; the list is ranked:
+    fully utilized first, then fewest edits, then r closest below R, then the smallest FLOPs
+    increase.
+    """
+    resolution = resolution_for(resolution, input_shape)
+    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
+                       allow_unknown=allow_unknown)
+    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    found = suggest_edits(graph, report, limit=top)
+    if fmt == "json":
+        text = json.dumps({"schema": SCHEMA, "model": report.model, "resolution": list(report.resolution),
+                           "r": list(report.r), "fully_utilized": report.fully_utilized,
+                           "suggestions": [s.to_dict() for s in found]}, indent=2) + "\n"
+    else:
+        head = summary_lines(report)
+        if report.fully_utilized:
+            head.append("nothing to suggest: the model is fully utilized")
+        text = "\n".join(head + [""] + suggestion_lines(found)) + "\n"
+    _emit(text, output)
+
+
+def _color(output: Path | None, fmt: str) -> bool:
+    return output is None and fmt == "table" and sys.stdout.isatty()
+
+
+def _emit(text: str, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
         output.write_text(text, encoding="utf-8")
         click.echo(f"wrote {output}", err=True)
-    _exit_for_findings(report, fail_on)
 
 
 def resolution_for(resolution: str | None, input_shape: str | None) -> str:

@@ -55,6 +55,28 @@ def summary_lines(report: Report) -> list[str]:
     return lines
 
 
+def _count(value: Optional[int]) -> str:
+    if value is None:
+        return "?"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.3g}{unit}"
+    return str(value)
+
+
+def suggestion_lines(suggestions: list) -> list[str]:
+    """One line per suggestion: the edits, r after, utilization, MACs and parameters."""
+    lines = []
+    for number, s in enumerate(suggestions, 1):
+        verdict = "fully utilized" if s.fully_utilized else "not fully utilized"
+        line = (f"{number}. {s.description} -> r {axes(s.r)}, {verdict}; MACs {_count(s.flops_before)}"
+                f" -> {_count(s.flops_after)}; params {_count(s.params_before)} -> {_count(s.params_after)}")
+        if s.new_widths:
+            line += "; widen " + ", ".join(f"{n} to {w}" for n, w in list(s.new_widths.items())[:4])
+        lines.append(line + "".join(f" ({note})" for note in s.notes))
+    return lines
+
+
 def shown_rows(report: Report, all_layers: bool, depth: int | None = None) -> list[LayerResult]:
     """The rows a table shows: computing layers (and heads), or every layer; with ``depth``,
     one row per module at that depth."""
@@ -86,6 +108,10 @@ def render_table(report: Report, all_layers: bool = False, width: int | None = N
             cells.append("x".join(map(str, row.shape)) if row.shape else "")
         table.add_row(*cells)
     console.print(table)
+    if report.suggestions:
+        console.print(Text("suggestions (each verified by analyzing the edited graph):", style="bold"))
+        for line in suggestion_lines(report.suggestions[:5]):
+            console.print(line)
     return buffer.getvalue()
 
 
@@ -99,6 +125,8 @@ def render_markdown(report: Report, all_layers: bool = False, depth: int | None 
         status = f"**{row.status}**" if row.is_finding else row.status
         out.append(f"| {number} | `{row.name}` | {row.op} | {window(row)} | {axes(row.r_min)} |"
                    f" {axes(row.r_max)} | {axes(row.input_r_min)} | {status} |")
+    if report.suggestions:
+        out += ["", "## Suggestions", ""] + suggestion_lines(report.suggestions[:5])
     return "\n".join(out) + "\n"
 
 

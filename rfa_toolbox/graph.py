@@ -164,6 +164,20 @@ class Graph:
             raise GraphError(f"unknown layer {layer.name!r}")
         self._layers[layer.name] = layer
 
+    def bypass(self, name: str) -> None:
+        """Remove ``name``, connecting each of its inputs to each of its consumers."""
+        sources, targets = self.predecessors(name), self.successors(name)
+        for source in sources:
+            for target in targets:
+                self.nx.add_edge(source, target)
+        self.nx.remove_node(name)
+        del self._layers[name], self._index[name]
+        self._order = None
+        if name in self.outputs:
+            position = self.outputs.index(name)
+            kept = [s for s in sources if s not in self.outputs]
+            self.outputs[position:position + 1] = kept
+
     def copy(self) -> "Graph":
         """An independent copy (layers are immutable and shared)."""
         other = Graph(self.ndim, self.name)

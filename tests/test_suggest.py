@@ -1,0 +1,121 @@
+"""Suggested edits: verified on a copy of the graph, ranked, applied to real PyTorch modules."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from rfa_toolbox import GraphBuilder, analyze, suggest
+from rfa_toolbox.suggest import total_macs
+
+from conftest import EXAMPLES
+
+
+def test_vgg_style_file_depth_edit_removes_exactly_the_unproductive_tail():
+    report = analyze(EXAMPLES / "vgg_style.yaml", 224, suggestions=True)
+    assert report.unproductive == ["pool5"]
+    removals = [s for s in suggest(EXAMPLES / "vgg_style.yaml", 224, limit=100)
+                if s.edits[0].kind == "remove"]
+    assert len(removals) == 1 and removals[0].edits[0].layers == report.unproductive
+    # without pool5 the largest r_min is conv5_4's 252 (still >= 224: not enough on its own)
+    assert removals[0].r == (252, 252) and not removals[0].fully_utilized
+    # ranking: fully utilized first, then one edit, then r closest below 224 (pool4 -> 196)
+    best = report.suggestions[0]
+    assert best.fully_utilized and len(best.edits) == 1 and best.r == (196, 196)
+    assert best.edits[0].layers == ["pool4"] and best.edits[0].after == {"pool4": [1, 1]}
+
+
+def test_removal_widens_the_preceding_stage_to_keep_parameters():
+    b = GraphBuilder(name="widen")
+    x = b.input()
+    x = b.conv(x, 3, stride=2, name="s1", out_channels=32, in_channels=3, params=896)
+    x = b.conv(x, 3, name="s2", out_channels=32, in_channels=32, params=9248)
+    y = b.conv(x, 3, name="tail.a", out_channels=32, in_channels=32, params=9248)
+    y = b.conv(y, 3, name="tail.b", out_channels=32, in_channels=32, params=9248)
+    b.add(x, y, name="tail.add")
+    graph = b.build()
+    graph.replace(graph["tail.a"].with_changes(module="tail"))
+    graph.replace(graph["tail.b"].with_changes(module="tail"))
+    graph.replace(graph["tail.add"].with_changes(module="tail"))
+    # s1: 3 (j 2), s2: 7; tail.a input 7 >= 6 -> unproductive at 6, tail.b too
+    report = analyze(graph, 6)
+    assert set(report.unproductive) == {"tail.a", "tail.b"}
+    removal = next(s for s in suggest(graph, 6, limit=100) if s.edits[0].kind == "remove")
+    assert removal.edits[0].modules == ["tail"]
+    scale = math.sqrt((896 + 9248 + 2 * 9248) / (896 + 9248))
+    assert removal.new_widths == {"s1": round(32 * scale / 8) * 8, "s2": round(32 * scale / 8) * 8}
+    assert removal.params_after == removal.params_before
+
+
+def test_fully_utilized_model_gets_no_suggestion():
+    assert suggest(EXAMPLES / "vgg_style.yaml", 300) == []
+
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+
+from rfa_toolbox.encoders.torch_edit import EditError, apply_edits  # noqa: E402
+from rfa_toolbox.encoders.torch_jit import encode  # noqa: E402
+from rfa_toolbox.suggest import suggest as suggest_graph  # noqa: E402
+
+
+def test_resnet50_macs_match_torchvision_documentation():
+    from rfa_toolbox.sources import load_graph
+
+    graph = load_graph("torchvision:resnet50", 224)
+    assert round(total_macs(graph) / 1e9, 2) == 4.09  # torchvision: 4.09 GFLOPS
+
+
+def _edited_r(name, resolution, pick):
+    model = torchvision.models.get_model(name, weights=None).eval()
+    x = torch.rand(1, 3, resolution, resolution)
+    graph = encode(model, x)
+    report = analyze(graph, resolution)
+    chosen = pick(suggest_graph(graph, report, limit=50))
+    edited = apply_edits(model, chosen, graph)
+    return chosen, analyze(encode(edited, x), resolution)
+
+
+def test_mobilenet_v3_large_single_stride_edit_makes_it_fully_utilized():
+    chosen, traced = _edited_r("mobilenet_v3_large", 224,
+                               lambda ss: next(s for s in ss if s.fully_utilized and len(s.edits) == 1
+                                               and s.edits[0].kind == "stride"))
+    assert chosen.r[0] < 224 and traced.r == chosen.r and traced.fully_utilized
+
+
+@pytest.mark.parametrize("name, resolution", [("efficientnet_b0", 224), ("resnet18", 96),
+                                              ("regnet_x_400mf", 48)])
+def test_applied_edits_give_the_predicted_r(name, resolution):
+    chosen, traced = _edited_r(name, resolution, lambda ss: ss[0])
+    assert traced.r == chosen.r
+    assert chosen.fully_utilized == traced.fully_utilized
+
+
+def test_shape_changing_removal_cannot_be_applied():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.MaxPool2d(2),
+                                torch.nn.Conv2d(4, 4, 3, padding=1), torch.nn.MaxPool2d(2))
+    x = torch.rand(1, 3, 8, 8)
+    graph = encode(model, x)
+    report = analyze(graph, 4)
+    from rfa_toolbox.suggest import Edit, Suggestion
+
+    fake = Suggestion([Edit("remove", ["3"], "remove 3", modules=["3"])], (1, 1), (1, 1), True,
+                      None, None, None, None)
+    with pytest.raises(EditError, match="changes the shape"):
+        apply_edits(model, fake, graph)
+    assert report.unproductive  # the last pool sees the whole 4x4 input already
+
+
+def test_cli_suggest_and_analyze_json(rfa):
+    result = rfa("suggest", "torchvision:mobilenet_v3_large", "--res", "224", "--format", "json", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert len(data["suggestions"]) == 3 and data["suggestions"][0]["fully_utilized"]
+    assert data["suggestions"][0]["flops_after"] > data["suggestions"][0]["flops_before"]
+    analyzed = json.loads(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224", "-f", "json").stdout)
+    assert analyzed["suggestions"][0]["r"] == [196, 196]
+    plain = json.loads(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224", "-f", "json",
+                           "--no-suggest").stdout)
+    assert "suggestions" not in plain
