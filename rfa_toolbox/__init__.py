@@ -5,7 +5,7 @@ resolution, and how to fix them. The core never imports a deep-learning framewor
 """
 
 from .analysis import Report, LayerResult
-from .api import analyze, is_fully_utilized, minimal_feasible_resolution, suggest
+from .api import analyze, diagram, is_fully_utilized, minimal_feasible_resolution, suggest
 from .builder import GraphBuilder
 from .errors import CycleError, GraphError, RFAError, ResolutionError, SpecError, UnknownOpError
 from .graph import Graph, Layer, Transfer
@@ -17,6 +17,6 @@ __version__ = "0.1.0"
 __all__ = [
     "CycleError", "Graph", "GraphBuilder", "GraphError", "Layer", "LayerResult", "RFAError",
     "Report", "ResolutionError", "SpecError", "Transfer", "UnknownOpError", "__version__",
-    "analyze", "graph_from_spec", "is_fully_utilized", "load_spec", "minimal_feasible_resolution",
+    "analyze", "diagram", "graph_from_spec", "is_fully_utilized", "load_spec", "minimal_feasible_resolution",
     "propagate", "save_spec", "spec_from_graph", "suggest",
 ]

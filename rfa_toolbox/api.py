@@ -42,6 +42,19 @@ def suggest(model: ModelLike, resolution: ResolutionLike, limit: int = 10,
     return suggest_edits(graph, analyze_graph(graph, resolution), limit)
 
 
+def diagram(model: ModelLike, resolution: ResolutionLike, depth: int | None = None,
+            rankdir: str = "TB", **options: Any) -> Any:
+    """A graphviz diagram of ``model`` at ``resolution`` with its findings highlighted
+    (unproductive red, underutilized orange, border yellow, head grey); it displays itself in
+    Jupyter. ``depth`` draws modules at that depth; save it with
+    `rfa_toolbox.render.save_diagram`."""
+    from .render import render_report
+
+    graph = load_graph(model, resolution=resolution, **options)
+    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    return render_report(report, graph, depth=depth, rankdir=rankdir)
+
+
 def minimal_feasible_resolution(model: ModelLike, **options: Any) -> tuple[int | float | None, ...]:
     """r per axis: the largest r_min of any finite layer. Inputs larger than r on every axis
     use every layer productively. Faster than `analyze` (min sets only, no report)."""

@@ -69,9 +69,11 @@ def model_options(fn):
                    " as its worst layer); the analysis still runs on every op.")
 @click.option("--suggest/--no-suggest", default=True, show_default=True,
               help="When the model is not fully utilized, add verified edits that fix it.")
+@click.option("--render", "render_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              metavar="FILE", help="Also draw the highlighted diagram to FILE (.svg, .png, .pdf or .dot).")
 def analyze_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
                     allow_unknown: bool, fmt: str, output: Path | None, fail_on: str | None,
-                    all_layers: bool, depth: int | None, suggest: bool) -> None:
+                    all_layers: bool, depth: int | None, suggest: bool, render_to: Path | None) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers.
 
@@ -81,10 +83,41 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     keras.applications model).
     """
     resolution = resolution_for(resolution, input_shape)
-    report = analyze(model, resolution, suggestions=suggest, input_shape=input_shape,
-                     strict=strict, allow_unknown=allow_unknown)
+    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
+                       allow_unknown=allow_unknown)
+    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    if suggest:
+        report.suggestions = suggest_edits(graph, report)
     _emit(render(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
+    if render_to is not None:
+        _draw(report, graph, render_to, depth, "TB")
     _exit_for_findings(report, fail_on)
+
+
+@cli.command("render")
+@model_options
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              metavar="FILE", help="The diagram file: .svg, .png, .pdf, or .dot (graphviz source).")
+@click.option("--depth", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Draw one node per module at depth N, coloured by its worst layer.")
+@click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
+              help="Top to bottom or left to right.")
+def render_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
+                   allow_unknown: bool, output: Path, depth: int | None, rankdir: str) -> None:
+    """Draw MODEL at resolution R with its findings highlighted: unproductive red,
+    underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
+    layer they follow."""
+    resolution = resolution_for(resolution, input_shape)
+    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
+                       allow_unknown=allow_unknown)
+    _draw(analyze_graph(graph, resolution, model=model_name(model, graph)), graph, output, depth, rankdir)
+
+
+def _draw(report: Report, graph, output: Path, depth: int | None, rankdir: str) -> None:
+    from .render import render_report, save_diagram
+
+    written, message = save_diagram(render_report(report, graph, depth=depth, rankdir=rankdir), output)
+    click.echo(f"wrote {written}" + (f" ({message})" if message else ""), err=True)
 
 
 @cli.command("suggest")

@@ -69,8 +69,11 @@ def suggestion_lines(suggestions: list) -> list[str]:
     lines = []
     for number, s in enumerate(suggestions, 1):
         verdict = "fully utilized" if s.fully_utilized else "not fully utilized"
-        line = (f"{number}. {s.description} -> r {axes(s.r)}, {verdict}; MACs {_count(s.flops_before)}"
-                f" -> {_count(s.flops_after)}; params {_count(s.params_before)} -> {_count(s.params_after)}")
+        line = f"{number}. {s.description} -> r {axes(s.r)}, {verdict}"
+        if s.flops_before is not None:
+            line += f"; MACs {_count(s.flops_before)} -> {_count(s.flops_after)}"
+        if s.params_before is not None:
+            line += f"; params {_count(s.params_before)} -> {_count(s.params_after)}"
         if s.new_widths:
             line += "; widen " + ", ".join(f"{n} to {w}" for n, w in list(s.new_widths.items())[:4])
         lines.append(line + "".join(f" ({note})" for note in s.notes))
