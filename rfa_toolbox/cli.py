@@ -10,10 +10,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .analysis import UNDERUTILIZED, UNPRODUCTIVE, Report
-from .api import analyze
+from .analysis import SCHEMA, UNDERUTILIZED, UNPRODUCTIVE, Report, analyze_graph
 from .errors import RFAError
-from .analysis import SCHEMA, analyze_graph
 from .formats import FORMATS, render, suggestion_lines, summary_lines
 from .resolution import parse_resolution
 from .sources import load_graph, model_name
@@ -82,10 +80,7 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
     keras.applications model).
     """
-    resolution = resolution_for(resolution, input_shape)
-    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
-                       allow_unknown=allow_unknown)
-    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
     if suggest:
         report.suggestions = suggest_edits(graph, report)
     _emit(render(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
@@ -107,10 +102,17 @@ def render_command(model: str, resolution: str | None, input_shape: str | None, 
     """Draw MODEL at resolution R with its findings highlighted: unproductive red,
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
+    _draw(report, graph, output, depth, rankdir)
+
+
+def _load(model: str, resolution: str | None, input_shape: str | None, strict: bool,
+          allow_unknown: bool) -> tuple:
+    """The graph of MODEL and its report at the resolution (from --res or --input-shape)."""
     resolution = resolution_for(resolution, input_shape)
     graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
                        allow_unknown=allow_unknown)
-    _draw(analyze_graph(graph, resolution, model=model_name(model, graph)), graph, output, depth, rankdir)
+    return graph, analyze_graph(graph, resolution, model=model_name(model, graph))
 
 
 def _draw(report: Report, graph, output: Path, depth: int | None, rankdir: str) -> None:
@@ -136,10 +138,7 @@ def suggest_command(model: str, resolution: str | None, input_shape: str | None,
     fully utilized first, then fewest edits, then r closest below R, then the smallest FLOPs
     increase.
     """
-    resolution = resolution_for(resolution, input_shape)
-    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
-                       allow_unknown=allow_unknown)
-    report = analyze_graph(graph, resolution, model=model_name(model, graph))
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
     found = suggest_edits(graph, report, limit=top)
     if fmt == "json":
         text = json.dumps({"schema": SCHEMA, "model": report.model, "resolution": list(report.resolution),

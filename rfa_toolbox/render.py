@@ -154,7 +154,7 @@ def _op_text(row: LayerResult) -> str:
     return f"{row.op} {window(row)}".strip()
 
 
-def _node_attrs(item: _Item, graph: Graph, absorbed: list[str], depth: int | None) -> dict:
+def _node_attrs(item: _Item, graph: Graph, absorbed: list[_Item], depth: int | None) -> dict:
     row = item.row
     grouped = len(item.members) > 1
     title = row.name
@@ -169,8 +169,9 @@ def _node_attrs(item: _Item, graph: Graph, absorbed: list[str], depth: int | Non
     shape = _shape(row)
     if shape:
         lines.append(_text(shape))
-    if absorbed:
-        shown = ", ".join(absorbed[:3]) + (", …" if len(absorbed) > 3 else "")
+    if absorbed:  # the kinds of folded ops, or the folded modules
+        kinds = list(dict.fromkeys(a.row.op if depth is None else a.key for a in absorbed))
+        shown = ", ".join(kinds[:3]) + (", …" if len(kinds) > 3 else "")
         lines.append(f'<FONT POINT-SIZE="8">+ {_text(shown)}</FONT>')
     tip = [row.name]
     if row.module and row.module != row.name:
@@ -185,7 +186,8 @@ def _node_attrs(item: _Item, graph: Graph, absorbed: list[str], depth: int | Non
     if shape:
         tip.append(f"shape: {shape}")
     if absorbed:
-        tip.append(f"folded: {', '.join(absorbed)}")
+        tip.append("folded: " + ", ".join(
+            a.key if depth is not None else f"{a.key} ({a.row.op})" for a in absorbed))
     transfers = {graph[name].transfer for name in item.members}
     extra = {}
     if transfers == {Transfer.INPUT}:
@@ -250,13 +252,10 @@ def render_report(report: Report, graph: Graph, depth: int | None = None, rankdi
         raise RFAError(f"depth must be a positive integer, not {depth!r}")
     items = _items(report, graph, depth)
     rep, edges = _fold(items, graph, fold_neutral)
-    absorbed: dict[str, list[str]] = {}
+    absorbed: dict[str, list[_Item]] = {}
     for key, item in items.items():
         if rep[key] != key:
-            label = item.row.op if depth is None else key
-            absorbed.setdefault(rep[key], [])
-            if label not in absorbed[rep[key]]:
-                absorbed[rep[key]].append(label)
+            absorbed.setdefault(rep[key], []).append(item)
     shown = [key for key in items if rep[key] == key]
 
     diagram = graphviz.Digraph(name=_esc(report.model))
