@@ -34,7 +34,7 @@ COLORS: dict[str, str] = {
 LEGEND = (UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD, OK)
 
 #: File suffixes `save_diagram` understands, and the ``dot`` output format of each.
-FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
+DIAGRAM_FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
 
 RANKDIRS = ("TB", "LR")
 
@@ -60,10 +60,11 @@ class _Item:
     preds: list[str] = field(default_factory=list)
 
 
-def _is_neutral_transfer(graph: Graph, name: str) -> bool:
-    """True for ops that only pass the receptive field on: not computing, no merge, no input."""
+def _passes_on(graph: Graph, name: str) -> bool:
+    """True for the ops a diagram can fold: not computing, and neutral (norms, activations,
+    dropout, views) or a flatten; never inputs, merges, or ops that resample."""
     layer = graph[name]
-    return not layer.computes and layer.transfer not in (Transfer.INPUT, Transfer.MERGE)
+    return not layer.computes and layer.transfer in (Transfer.NEUTRAL, Transfer.GLOBAL)
 
 
 def _items(report: Report, graph: Graph, depth: int | None) -> dict[str, _Item]:
@@ -86,7 +87,7 @@ def _items(report: Report, graph: Graph, depth: int | None) -> dict[str, _Item]:
 def _fold(items: dict[str, _Item], graph: Graph, fold_neutral: bool):
     """The representative of every item and the edges between the shown items.
 
-    A foldable item (only neutral-transfer ops, exactly one predecessor) is drawn as part of
+    A foldable item (only ops that pass the receptive field on, exactly one predecessor) is drawn as part of
     the item it follows; the edges leaving it leave that item instead.
     """
     owner = {name: item.key for item in items.values() for name in item.members}
@@ -103,7 +104,7 @@ def _fold(items: dict[str, _Item], graph: Graph, fold_neutral: bool):
         item.foldable = (
             fold_neutral
             and len(item.preds) == 1
-            and all(_is_neutral_transfer(graph, name) for name in item.members)
+            and all(_passes_on(graph, name) for name in item.members)
         )
 
     rep: dict[str, str] = {}
@@ -302,13 +303,13 @@ def save_diagram(diagram: graphviz.Digraph, path: str | Path) -> tuple[Path, str
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
+    if suffix not in DIAGRAM_FORMATS:
         raise RFAError(
             f"cannot write a diagram to {str(path)!r}: the file name must end in"
-            f" {', '.join(FORMATS)}"
+            f" {', '.join(DIAGRAM_FORMATS)}"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = FORMATS[suffix]
+    fmt = DIAGRAM_FORMATS[suffix]
     if fmt is None:
         path.write_text(diagram.source, encoding="utf-8")
         return path, None

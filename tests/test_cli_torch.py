@@ -40,7 +40,7 @@ def test_model_file_with_dict_output(rfa):
 
 
 def test_torchvision_name_and_depth(rfa):
-    result = rfa("analyze", "torchvision:resnet18", "--res", "32", "--depth", "1")
+    result = rfa("analyze", "torchvision:resnet18", "--res", "32", "--depth", "1", "--no-suggest")
     assert result.returncode == 0, result.stderr
     assert "layer4" in result.stdout and "layer4.1.conv2" not in result.stdout
     assert "unproductive" in result.stdout
