@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from rfa_toolbox.errors import RFAError
+from rfa_toolbox.graph import Graph
 from rfa_toolbox.resolution import parse_resolution
 
 FACTORIES = ("build_model", "create_model", "get_model")
@@ -109,7 +110,7 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
             raise ModelLoadError(f"{path} defines no {name!r} ({_found(module)})")
         return TorchModel(_build(getattr(module, name), f"{path}:{name}"), label, example)
     model = getattr(module, "model", None)
-    if model is not None and is_torch_module(model):
+    if model is not None and (is_torch_module(model) or isinstance(model, Graph)):
         return TorchModel(model, label, example)
     for factory in FACTORIES:
         if callable(getattr(module, factory, None)):
@@ -152,7 +153,7 @@ def _found(module: Any) -> str:
 
 
 def _build(obj: Any, label: str) -> Any:
-    if is_torch_module(obj):
+    if is_torch_module(obj) or isinstance(obj, Graph):
         return obj
     if callable(obj):
         try:
@@ -161,10 +162,10 @@ def _build(obj: Any, label: str) -> Any:
             raise ModelLoadError(f"{label} cannot be built without arguments: {_first_line(exc)}") from None
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
-        if is_torch_module(built):
+        if is_torch_module(built) or isinstance(built, Graph):
             return built
         raise ModelLoadError(f"{label}() returned a {type(built).__name__}, not an nn.Module")
-    raise ModelLoadError(f"{label} is a {type(obj).__name__}, not an nn.Module, class or factory")
+    raise ModelLoadError(f"{label} is a {type(obj).__name__}, not an nn.Module, a Graph, a class or a factory")
 
 
 def _first_line(exc: BaseException) -> str:

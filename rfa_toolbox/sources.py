@@ -83,6 +83,8 @@ def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
 
     if isinstance(model, str):
         named = torch_models.load(model)
+        if isinstance(named.module, Graph):  # a framework-free graph defined in Python
+            return named.module
     else:
         named = torch_models.TorchModel(model, type(model).__name__)
     inputs = torch_models.make_inputs(named, resolution, input_shape)

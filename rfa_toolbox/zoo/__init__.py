@@ -1,0 +1,1 @@
+"""Framework-free builders of architectures and design spaces (RegNet, SpineNet)."""
