@@ -34,6 +34,7 @@ class RegNetParams:
     bottleneck: float = 1.0
     se_ratio: Optional[float] = None
     stem_width: int = 32
+    rounding: str = "paper"  #: group-width compatibility: "paper" (pycls) or "torchvision"
 
     def stages(self) -> list[tuple[int, int, int]]:
         """(width, depth, group width) of each stage, after quantization and compatibility."""
@@ -53,7 +54,7 @@ class RegNetParams:
         for w, d in zip(stage_widths, stage_depths):
             w_bot = int(w * self.bottleneck)
             g = min(self.group_width, w_bot)
-            w_bot = _divisible(w_bot, g)
+            w_bot = _divisible(w_bot, g) if self.rounding == "torchvision" else int(round(w_bot / g) * g)
             out.append((int(w_bot / self.bottleneck), d, g))
         return out
 
@@ -68,37 +69,39 @@ def _divisible(value: float, divisor: int) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _preset(depth, w0, wa, wm, g, se=False) -> RegNetParams:
-    return RegNetParams(depth, w0, wa, wm, g, 1.0, 0.25 if se else None)
+def _preset(depth, w0, wa, wm, g, se=False, torchvision=False) -> RegNetParams:
+    return RegNetParams(depth, w0, wa, wm, g, 1.0, 0.25 if se else None,
+                        rounding="torchvision" if torchvision else "paper")
 
 
-#: The paper's models (pycls), named like torchvision's builders.
+#: The paper's models (pycls), named like torchvision's builders; those torchvision ships use
+#: its rounding of widths to the group width (which differs from pycls for a few models).
 PRESETS: dict[str, RegNetParams] = {
     "regnet_x_200mf": _preset(13, 24, 36.44, 2.49, 8),
-    "regnet_x_400mf": _preset(22, 24, 24.48, 2.54, 16),
+    "regnet_x_400mf": _preset(22, 24, 24.48, 2.54, 16, torchvision=True),
     "regnet_x_600mf": _preset(16, 48, 36.97, 2.24, 24),
-    "regnet_x_800mf": _preset(16, 56, 35.73, 2.28, 16),
-    "regnet_x_1_6gf": _preset(18, 80, 34.01, 2.25, 24),
-    "regnet_x_3_2gf": _preset(25, 88, 26.31, 2.25, 48),
+    "regnet_x_800mf": _preset(16, 56, 35.73, 2.28, 16, torchvision=True),
+    "regnet_x_1_6gf": _preset(18, 80, 34.01, 2.25, 24, torchvision=True),
+    "regnet_x_3_2gf": _preset(25, 88, 26.31, 2.25, 48, torchvision=True),
     "regnet_x_4_0gf": _preset(23, 96, 38.65, 2.43, 40),
     "regnet_x_6_4gf": _preset(17, 184, 60.83, 2.07, 56),
-    "regnet_x_8gf": _preset(23, 80, 49.56, 2.88, 120),
+    "regnet_x_8gf": _preset(23, 80, 49.56, 2.88, 120, torchvision=True),
     "regnet_x_12gf": _preset(19, 168, 73.36, 2.37, 112),
-    "regnet_x_16gf": _preset(22, 216, 55.59, 2.1, 128),
-    "regnet_x_32gf": _preset(23, 320, 69.86, 2.0, 168),
+    "regnet_x_16gf": _preset(22, 216, 55.59, 2.1, 128, torchvision=True),
+    "regnet_x_32gf": _preset(23, 320, 69.86, 2.0, 168, torchvision=True),
     "regnet_y_200mf": _preset(13, 24, 36.44, 2.49, 8, se=True),
-    "regnet_y_400mf": _preset(16, 48, 27.89, 2.09, 8, se=True),
+    "regnet_y_400mf": _preset(16, 48, 27.89, 2.09, 8, se=True, torchvision=True),
     "regnet_y_600mf": _preset(15, 48, 32.54, 2.32, 16, se=True),
-    "regnet_y_800mf": _preset(14, 56, 38.84, 2.4, 16, se=True),
-    "regnet_y_1_6gf": _preset(27, 48, 20.71, 2.65, 24, se=True),
-    "regnet_y_3_2gf": _preset(21, 80, 42.63, 2.66, 24, se=True),
+    "regnet_y_800mf": _preset(14, 56, 38.84, 2.4, 16, se=True, torchvision=True),
+    "regnet_y_1_6gf": _preset(27, 48, 20.71, 2.65, 24, se=True, torchvision=True),
+    "regnet_y_3_2gf": _preset(21, 80, 42.63, 2.66, 24, se=True, torchvision=True),
     "regnet_y_4_0gf": _preset(22, 96, 31.41, 2.24, 64, se=True),
     "regnet_y_6_4gf": _preset(25, 112, 33.22, 2.27, 72, se=True),
-    "regnet_y_8gf": _preset(17, 192, 76.82, 2.19, 56, se=True),
+    "regnet_y_8gf": _preset(17, 192, 76.82, 2.19, 56, se=True, torchvision=True),
     "regnet_y_12gf": _preset(19, 168, 73.36, 2.37, 112, se=True),
-    "regnet_y_16gf": _preset(18, 200, 106.23, 2.48, 112, se=True),
-    "regnet_y_32gf": _preset(20, 232, 115.89, 2.53, 232, se=True),
-    "regnet_y_128gf": _preset(27, 456, 160.83, 2.52, 264, se=True),
+    "regnet_y_16gf": _preset(18, 200, 106.23, 2.48, 112, se=True, torchvision=True),
+    "regnet_y_32gf": _preset(20, 232, 115.89, 2.53, 232, se=True, torchvision=True),
+    "regnet_y_128gf": _preset(27, 456, 160.83, 2.52, 264, se=True, torchvision=True),
 }
 
 
