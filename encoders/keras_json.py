@@ -442,15 +442,22 @@ def read_keras_file(path: Path) -> dict:
         raise KerasFormatError(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
 
 
-def load_keras_application(name: str) -> dict:
-    """The JSON configuration of ``keras.applications.NAME(weights=None)``."""
+def import_keras() -> Any:
+    """The keras package, imported quietly (TensorFlow's start-up log lines silenced)."""
     import os
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # silences a log line; rfa computes nothing
     try:
         import keras
     except ImportError:
         raise KerasFormatError("keras is not installed: pip install 'rfa-toolbox[keras]'") from None
+    return keras
+
+
+def load_keras_application(name: str) -> dict:
+    """The JSON configuration of ``keras.applications.NAME(weights=None)``."""
+    keras = import_keras()
     builder = getattr(keras.applications, name, None)
     if builder is None or not callable(builder):
         import difflib

@@ -12,7 +12,7 @@ import click
 from . import __version__
 from .analysis import SCHEMA, UNDERUTILIZED, UNPRODUCTIVE, Report, analyze_graph
 from .errors import RFAError
-from .formats import FORMATS, render, suggestion_lines, summary_lines
+from .formats import FORMATS, render, render_zoo, suggestion_lines, summary_lines
 from .resolution import parse_resolution
 from .sources import load_graph, model_name
 from .suggest import suggest as suggest_edits
@@ -150,6 +150,36 @@ def suggest_command(model: str, resolution: str | None, input_shape: str | None,
             head.append("nothing to suggest: the model is fully utilized")
         text = "\n".join(head + [""] + suggestion_lines(found)) + "\n"
     _emit(text, output)
+
+
+@cli.command("zoo")
+@click.argument("library", type=click.Choice(["torchvision", "timm", "keras"]))
+@click.option("--res", "-r", "resolution", required=True, metavar="R",
+              help="Input resolution: one size (224) or one per axis (800x1333).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the results to this file instead of standard output.")
+@click.option("--timeout", type=click.FloatRange(min=0), default=300, show_default=True,
+              help="Seconds allowed per model (0: no limit); slower models are listed as failures.")
+@click.option("--models", "only", metavar="NAMES",
+              help="Only these models: names without the library prefix, comma separated.")
+def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, timeout: float,
+                only: str | None) -> None:
+    """Analyze every model of LIBRARY (weights never downloaded) at resolution R: a table
+    like table 7 of Richter et al., sorted by r, and the failures with their reason."""
+    from .encoders import zoo_scan
+
+    parse_resolution(resolution)
+    names = zoo_scan.model_names(library)
+    if only:
+        wanted = {f"{library}:{n.strip()}" for n in only.split(",") if n.strip()}
+        unknown = sorted(wanted - set(names))
+        if unknown:
+            raise RFAError(f"unknown {library} models: {', '.join(n.split(':', 1)[1] for n in unknown)}")
+        names = [n for n in names if n in wanted]
+    rows, failures = zoo_scan.scan(names, resolution, timeout or None, progress=sys.stderr.isatty())
+    _emit(render_zoo(rows, failures, library, resolution, fmt), output)
 
 
 def _color(output: Path | None, fmt: str) -> bool:

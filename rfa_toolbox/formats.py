@@ -142,3 +142,49 @@ def render(report: Report, fmt: str, all_layers: bool = False, color: bool = Fal
     if fmt == "markdown":
         return render_markdown(report, all_layers, depth)
     return render_table(report, all_layers, color=color, depth=depth)
+
+
+def render_zoo(rows: list, failures: list, library: str, resolution: str, fmt: str) -> str:
+    """A library scan (rows of `ZooRow`) as a table, JSON, CSV or Markdown."""
+    if fmt == "json":
+        import json
+
+        return json.dumps({"schema": "rfa-toolbox/zoo/v1", "library": library, "resolution": resolution,
+                           "models": [row.to_dict() for row in rows],
+                           "failures": [{"model": m, "reason": r} for m, r in failures]}, indent=2) + "\n"
+    columns = ["model", "r", "max resolution", f"fully utilized at {resolution}", "unproductive",
+               "underutilized", "encode s"]
+    cells = [[row.model, _plain(row.r), _plain(row.max_resolution), "yes" if row.fully_utilized else "no",
+              str(row.unproductive), str(row.underutilized), f"{row.encode_s:.2f}"] for row in rows]
+    if fmt == "csv":
+        import csv
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(columns + ["failure"])
+        writer.writerows(cells)
+        writer.writerows([[m] + [""] * (len(columns) - 1) + [r] for m, r in failures])
+        return buffer.getvalue()
+    if fmt == "markdown":
+        out = [f"# {library} at {resolution}", "", "| " + " | ".join(columns) + " |",
+               "|" + "---|" * len(columns)]
+        out += ["| " + " | ".join(c) + " |" for c in cells]
+        if failures:
+            out += ["", "## Failures", ""] + [f"- `{m}`: {r}" for m, r in failures]
+        return "\n".join(out) + "\n"
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=140, no_color=True, highlight=False)
+    table = Table(title=f"{library} at {resolution}: {len(rows)} analyzed, {len(failures)} failed",
+                  header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="left" if column == "model" else "right")
+    for row in cells:
+        table.add_row(*row)
+    console.print(table)
+    for model, reason in failures:
+        console.print(f"failed: {model}: {reason}")
+    return buffer.getvalue()
+
+
+def _plain(value) -> str:
+    return "inf" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
