@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import time
+import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Iterator, Optional
@@ -108,7 +109,8 @@ def time_limit(seconds: Optional[float]) -> Iterator[None]:
 
 def scan_one(name: str, resolution: str, timeout: Optional[float] = None) -> ZooRow:
     """Build, encode and analyze one model; raises on failure or timeout."""
-    with time_limit(timeout):
+    with time_limit(timeout), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the libraries' deprecation notes, once per model
         start = time.perf_counter()
         built = builder(name)()
         built_at = time.perf_counter()
