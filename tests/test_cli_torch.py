@@ -95,3 +95,10 @@ def test_wrong_input_shape_and_too_small(rfa):
 
 def test_unknown_torchvision_name(rfa):
     assert_one_line_error(rfa("analyze", "torchvision:resnet1800", "--res", "32"), "no model", "resnet18")
+
+
+def test_detection_resolution_end_to_end(rfa):
+    data = report(rfa, "torchvision:resnet18", "--res", "800x1333", "--no-suggest")
+    assert data["resolution"] == [800, 1333] and data["r"] == [139, 139]
+    layers = {row["name"]: row for row in data["layers"]}
+    assert layers["layer4.1.conv2"]["shape"] == [512, 25, 42]  # 800/32, ceil(1333/32)
