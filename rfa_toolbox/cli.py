@@ -35,7 +35,12 @@ def cli() -> None:
 
 
 def model_options(fn):
-    """MODEL, --res, --input-shape, --strict and --allow-unknown: how to read the model."""
+    """MODEL, --res, --input-shape, --strict, --allow-unknown and --structure: how to read
+    the model."""
+    fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
+                      metavar="FILE",
+                      help="A dilation-search structure file (rfsearch / mmcv JSON) to apply to a"
+                           " PyTorch model before analysing it.")(fn)
     fn = click.option("--allow-unknown", is_flag=True,
                       help="Treat ops without a handler as neutral even when they change the"
                            " spatial shape.")(fn)
@@ -70,7 +75,7 @@ def model_options(fn):
 @click.option("--render", "render_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Also draw the highlighted diagram to FILE (.svg, .png, .pdf or .dot).")
 def analyze_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                    allow_unknown: bool, fmt: str, output: Path | None, fail_on: str | None,
+                    allow_unknown: bool, structure: Path | None, fmt: str, output: Path | None, fail_on: str | None,
                     all_layers: bool, depth: int | None, suggest: bool, render_to: Path | None) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers.
@@ -80,7 +85,7 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
     keras.applications model).
     """
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
     if suggest:
         report.suggestions = suggest_edits(graph, report)
     _emit(render(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
@@ -98,20 +103,20 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
 @click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
               help="Top to bottom or left to right.")
 def render_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                   allow_unknown: bool, output: Path, depth: int | None, rankdir: str) -> None:
+                   allow_unknown: bool, structure: Path | None, output: Path, depth: int | None, rankdir: str) -> None:
     """Draw MODEL at resolution R with its findings highlighted: unproductive red,
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
     _draw(report, graph, output, depth, rankdir)
 
 
 def _load(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-          allow_unknown: bool) -> tuple:
+          allow_unknown: bool, structure: Path | None) -> tuple:
     """The graph of MODEL and its report at the resolution (from --res or --input-shape)."""
     resolution = resolution_for(resolution, input_shape)
     graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
-                       allow_unknown=allow_unknown)
+                       allow_unknown=allow_unknown, structure=structure)
     return graph, analyze_graph(graph, resolution, model=model_name(model, graph))
 
 
@@ -131,14 +136,14 @@ def _draw(report: Report, graph, output: Path, depth: int | None, rankdir: str) 
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many suggestions to show.")
 def suggest_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                    allow_unknown: bool, fmt: str, output: Path | None, top: int) -> None:
+                    allow_unknown: bool, structure: Path | None, fmt: str, output: Path | None, top: int) -> None:
     """Suggest stride, stem-kernel and depth edits that make MODEL fully utilized at R.
 
     Each candidate is applied to a copy of the graph and analyzed again; the list is ranked:
     fully utilized first, then fewest edits, then r closest below R, then the smallest FLOPs
     increase.
     """
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown)
+    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
     found = suggest_edits(graph, report, limit=top)
     if fmt == "json":
         text = json.dumps({"schema": SCHEMA, "model": report.model, "resolution": list(report.resolution),
@@ -180,6 +185,20 @@ def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, ti
         names = [n for n in names if n in wanted]
     rows, failures = zoo_scan.scan(names, resolution, timeout or None, progress=sys.stderr.isatty())
     _emit(render_zoo(rows, failures, library, resolution, fmt), output)
+
+
+@cli.group("structure")
+def structure_group() -> None:
+    """Dilation-search structure files (rfa_toolbox.rfsearch, mmcv's rfsearch format)."""
+
+
+@structure_group.command("show")
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path), metavar="FILE")
+def structure_show(path: Path) -> None:
+    """Print the search settings and the dilation of every layer in FILE."""
+    from .rfsearch.structure import format_structure, load_structure
+
+    click.echo(format_structure(load_structure(path)))
 
 
 def _color(output: Path | None, fmt: str) -> bool:

@@ -21,9 +21,12 @@ TORCH_PREFIXES = ("torchvision:", "timm:")
 
 
 def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None,
-               strict: bool = False, allow_unknown: bool = False) -> Graph:
+               strict: bool = False, allow_unknown: bool = False, structure: Any = None) -> Graph:
     """The graph of ``model`` (see `ModelLike`); framework models are traced at ``resolution``
-    (or ``input_shape``, the full shape without batch such as ``3x224x224``)."""
+    (or ``input_shape``, the full shape without batch such as ``3x224x224``). ``structure``
+    (a dilation-search structure file or dict) is applied to a PyTorch model first."""
+    if structure is not None and not _names_torch_model(model):
+        raise RFAError("--structure applies to PyTorch models (a model file, torchvision: or timm:)")
     if isinstance(model, Graph):
         return model
     if isinstance(model, dict):
@@ -31,7 +34,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     if isinstance(model, (str, Path)):
         text = str(model)
         if text.startswith(TORCH_PREFIXES) or ".py:" in text or text.endswith(".py"):
-            return _torch_graph(text, resolution, input_shape, strict, allow_unknown)
+            return _torch_graph(text, resolution, input_shape, strict, allow_unknown, structure)
         if text.startswith("keras:") or text.lower().endswith((".keras", ".json")):
             return _keras_or_spec(text)
         if Path(text).suffix.lower() in SUFFIXES:
@@ -48,8 +51,15 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     from rfa_toolbox.encoders.torch_models import is_torch_module
 
     if is_torch_module(model):
-        return _torch_graph(model, resolution, input_shape, strict, allow_unknown)
+        return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure)
     raise RFAError(f"cannot analyze an object of type {type(model).__name__}")
+
+
+def _names_torch_model(model: ModelLike) -> bool:
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        return text.startswith(TORCH_PREFIXES) or ".py:" in text or text.endswith(".py")
+    return not isinstance(model, (Graph, dict)) and not _is_keras_model(model)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -78,7 +88,7 @@ def _keras_or_spec(text: str) -> Graph:
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
-                 allow_unknown: bool) -> Graph:
+                 allow_unknown: bool, structure: Any = None) -> Graph:
     from rfa_toolbox.encoders import torch_jit, torch_models
 
     if isinstance(model, str):
@@ -87,6 +97,10 @@ def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
             return named.module
     else:
         named = torch_models.TorchModel(model, type(model).__name__)
+    if structure is not None:
+        from rfa_toolbox.rfsearch import apply_structure
+
+        apply_structure(named.module, structure)
     inputs = torch_models.make_inputs(named, resolution, input_shape)
     return torch_jit.encode(named.module, inputs, name=named.name, strict=strict,
                             allow_unknown=allow_unknown)

@@ -102,3 +102,24 @@ def test_detection_resolution_end_to_end(rfa):
     assert data["resolution"] == [800, 1333] and data["r"] == [139, 139]
     layers = {row["name"]: row for row in data["layers"]}
     assert layers["layer4.1.conv2"]["shape"] == [512, 25, 42]  # 800/32, ceil(1333/32)
+
+
+def test_structure_option_and_show(rfa, tmp_path):
+    structure = tmp_path / "searched.json"
+    structure.write_text(json.dumps({"search": {"step": 11, "num_branches": 3},
+                                     "structure": {"module.conv": [4, 2]}}))
+    path = tmp_path / "net.py"
+    path.write_text("from torch import nn\n"
+                    "class Net(nn.Module):\n"
+                    "    def __init__(self):\n        super().__init__()\n"
+                    "        self.conv = nn.Conv2d(3, 4, 3, padding=1)\n"
+                    "    def forward(self, x):\n        return self.conv(x)\n")
+    plain = report(rfa, str(path), "--res", "32", "--no-suggest")
+    searched = report(rfa, str(path), "--res", "32", "--no-suggest", "--structure", str(structure))
+    assert plain["r"] == [3, 3]
+    assert searched["r"] == [9, 5]  # dilation (4, 2): 1 + 2*4, 1 + 2*2
+    shown = rfa("structure", "show", str(structure))
+    assert shown.returncode == 0 and "module.conv" in shown.stdout and "4" in shown.stdout
+    assert_one_line_error(rfa("structure", "show", str(tmp_path / "missing.json")), "not found")
+    assert_one_line_error(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224",
+                              "--structure", str(structure)), "PyTorch models")
