@@ -6,7 +6,7 @@ import pytest
 
 from rfa_toolbox import analyze, nas
 from rfa_toolbox.analysis import graph_r
-from rfa_toolbox.zoo.regnet import PRESETS, RegNetParams, regnet_graph, regnet_r, sample
+from rfa_toolbox.zoo.regnet import PRESETS, regnet_graph, regnet_r, sample
 
 # Stage widths of the paper's models (pycls), for the presets torchvision does not ship.
 PAPER_WIDTHS = {
