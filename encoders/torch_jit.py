@@ -67,6 +67,7 @@ class Op:
     out_channels: Optional[int] = None
     groups: Optional[int] = None
     params: Optional[int] = None
+    meta: dict = field(default_factory=dict)
 
 
 class Lazy(Sequence):
@@ -311,7 +312,9 @@ def _slice(call: Call) -> Op:
     axes = call.x.layout[_dim(dim, len(call.x.layout))]
     if step is None or step == 1 or len(axes) != 1:
         return Op("slice")
-    return Op("slice", Transfer.WINDOW, True, window={next(iter(axes)): (1, step, 1)})
+    axis = next(iter(axes))
+    return Op("slice", Transfer.WINDOW, True, window={axis: (1, step, 1)},
+              meta={"offset": {axis: call.args[2] or 0}})
 
 
 # -- ops that mix positions -------------------------------------------------------------------
@@ -862,7 +865,44 @@ def _layer(name: str, module: str, op: Op, ndim: int, shape: Optional[tuple[int,
     return Layer(name=name, op=op.op, transfer=op.transfer, computes=op.computes,
                  module=module or None, shape=tuple(shape[1:]) if shape else None,
                  in_channels=op.in_channels, out_channels=op.out_channels, groups=op.groups,
-                 params=op.params, **fields)
+                 params=op.params, meta=dict(op.meta), **fields)
+
+
+def _slice_chain(graph: Graph, name: str) -> Optional[tuple[str, list[str]]]:
+    """(source, strided slice nodes) when ``name`` is a chain of slices of one tensor."""
+    chain = []
+    while graph[name].op == "slice":  # strided ones, and full-range ones (x[..., ::2, :])
+        if "offset" in graph[name].meta:
+            chain.append(name)
+        sources = graph.predecessors(name)
+        if len(sources) != 1:
+            return None
+        name = sources[0]
+    return (name, chain) if chain else None
+
+
+def join_space_to_depth(graph: Graph) -> None:
+    """Strided slices of one tensor at different offsets, concatenated (space-to-depth: Swin's
+    patch merging, YOLO's Focus), together read a window as wide as their offsets span; each
+    slice gets that window, so the concatenation has the receptive field of the whole block."""
+    for name in list(graph.topological_order()):
+        if graph[name].op != "concat":
+            continue
+        chains = [_slice_chain(graph, p) for p in graph.predecessors(name)]
+        if len(chains) < 2 or None in chains or len({source for source, _ in chains}) != 1:
+            continue
+        offsets: dict[int, set] = {}
+        for _, chain in chains:
+            for node in chain:
+                for axis, start in graph[node].meta["offset"].items():
+                    offsets.setdefault(axis, set()).add(start)
+        for _, chain in chains:
+            for node in chain:
+                layer = graph[node]
+                kernel = list(layer.kernel)
+                for axis in layer.meta["offset"]:
+                    kernel[axis] = max(offsets[axis]) - min(offsets[axis]) + 1
+                graph.replace(layer.with_changes(kernel=tuple(kernel), op="space_to_depth"))
 
 
 class _DataDependentBranch(Exception):
@@ -985,4 +1025,5 @@ def encode(model: Any, inputs: Any, name: str = "model", strict: bool = False,
     graph = walker.finish(outputs)
     if not graph.outputs:
         raise TraceError("no output of the model depends on its input")
+    join_space_to_depth(graph)
     return graph

@@ -272,3 +272,23 @@ def test_timm_model_by_name():
     assert report.layer("conv1.6").r_min == (11, 11)
     assert report.layer("maxpool").r_min == (15, 15)
     assert report.r == (107, 107) and not report.unknown_ops
+
+
+class Focus(nn.Module):
+    """YOLO's Focus: four offset strided slices concatenated (space-to-depth), then a conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(12, 8, 3, padding=1)
+
+    def forward(self, x):
+        y = torch.cat([x[..., ::2, ::2], x[..., 1::2, ::2], x[..., ::2, 1::2], x[..., 1::2, 1::2]], 1)
+        return self.conv(y)
+
+
+def test_space_to_depth_slices_read_a_window():
+    graph = encode(Focus(), torch.rand(1, 3, 16, 16))
+    # the four pieces together read a 2x2/2 window: r 2, j 2; the 3x3 conv: 2 + 2*2 = 6
+    assert rf(graph, "conv") == ((6, 6), (6, 6))
+    # Swin's patch merging is the same pattern: 4 (patch embedding) -> 8 -> 16 -> 32
+    assert analyze("torchvision:swin_t", 224).r == (32, 32)
