@@ -6,14 +6,13 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from .graph import Graph, Layer, Number, plain
+from .graph import Graph, Layer, plain
 from .receptive_field import propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
 
 SCHEMA = "rfa-toolbox/report/v1"
 
 OK, UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD = "ok", "unproductive", "underutilized", "border", "head"
-STATUSES = (OK, UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD)
 SEVERITY = {OK: 0, HEAD: 0, BORDER: 1, UNDERUTILIZED: 2, UNPRODUCTIVE: 3}
 
 PerAxis = tuple[Optional[float], ...]
@@ -218,19 +217,20 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         resolution=res,
         r=r,
         max_resolution=max_resolution,
-        fully_utilized=_fully_utilized(r, res),
+        fully_utilized=fully_utilized(r, res),
         layers=rows,
         unknown_ops=list(graph.unknown_ops),
         notes=notes,
     )
 
 
-def _fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:
+def fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:
+    """R > r on every axis (an axis with no finite layer does not count)."""
     return all(v is None or R > v for v, R in zip(r, resolution))
 
 
-def graph_r(graph: Graph) -> tuple[Number | None, ...]:
-    """r per axis (the largest finite r_min), computed with min sets only."""
+def graph_r(graph: Graph) -> PerAxis:
+    """r per axis (the largest finite r_min, as plain numbers), computed with min sets only."""
     rf = propagate(graph, with_max=False)
     distinct = {id(node): node for node in rf.values()}.values()
     return _largest_of([tuple(a.r_min for a in node) for node in distinct], graph.ndim)

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .analysis import Report, analyze_graph, graph_r
-from .graph import plain
+from .analysis import Report, analyze_graph, fully_utilized, graph_r
 from .resolution import ResolutionLike, parse_resolution
 from .sources import ModelLike, load_graph, model_name
 from .suggest import Suggestion
@@ -58,13 +57,11 @@ def diagram(model: ModelLike, resolution: ResolutionLike, depth: int | None = No
 def minimal_feasible_resolution(model: ModelLike, **options: Any) -> tuple[int | float | None, ...]:
     """r per axis: the largest r_min of any finite layer. Inputs larger than r on every axis
     use every layer productively. Faster than `analyze` (min sets only, no report)."""
-    graph = load_graph(model, **options)
-    return tuple(None if v is None else plain(v) for v in graph_r(graph))
+    return graph_r(load_graph(model, **options))
 
 
 def is_fully_utilized(model: ModelLike, resolution: ResolutionLike, **options: Any) -> bool:
     """True when ``resolution`` exceeds r on every axis (no unproductive or underutilized layer
     can exist)."""
     graph = load_graph(model, resolution=resolution, **options)
-    res = parse_resolution(resolution, graph.ndim)
-    return all(v is None or R > v for v, R in zip(graph_r(graph), res))
+    return fully_utilized(graph_r(graph), parse_resolution(resolution, graph.ndim))

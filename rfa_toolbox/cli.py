@@ -56,12 +56,21 @@ def model_options(fn):
     return click.argument("model", metavar="MODEL")(fn)
 
 
+def output_options(formats: tuple[str, ...], what: str):
+    """--format (one of ``formats``) and --output for a command that prints ``what``."""
+    def decorate(fn):
+        fn = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+                          default=None, help=f"Write the {what} to this file instead of standard output.")(fn)
+        return click.option("--format", "-f", "fmt", type=click.Choice(formats), default=formats[0],
+                            show_default=True,
+                            help="table for people, json for programs (versioned schema,"
+                                 " rfa-toolbox/report/v1 for reports), the others for documents.")(fn)
+    return decorate
+
+
 @cli.command("analyze")
 @model_options
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table for people, json for programs (schema rfa-toolbox/report/v1), markdown for docs.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the report to this file instead of standard output.")
+@output_options(FORMATS, "report")
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
               help="Exit with code 1 when the model has unproductive layers (or, with"
                    " 'underutilized', unproductive or underutilized ones).")
@@ -129,10 +138,7 @@ def _draw(report: Report, graph, output: Path, depth: int | None, rankdir: str) 
 
 @cli.command("suggest")
 @model_options
-@click.option("--format", "-f", "fmt", type=click.Choice(FORMATS), default="table", show_default=True,
-              help="table for people, json for programs (the suggestions list of the report).")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the suggestions to this file instead of standard output.")
+@output_options(FORMATS, "suggestions")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many suggestions to show.")
 def suggest_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
@@ -161,10 +167,7 @@ def suggest_command(model: str, resolution: str | None, input_shape: str | None,
 @click.argument("library", type=click.Choice(["torchvision", "timm", "keras"]))
 @click.option("--res", "-r", "resolution", required=True, metavar="R",
               help="Input resolution: one size (224) or one per axis (800x1333).")
-@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json", "csv", "markdown"]),
-              default="table", show_default=True, help="Output format.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the results to this file instead of standard output.")
+@output_options(("table", "json", "csv", "markdown"), "results")
 @click.option("--timeout", type=click.FloatRange(min=0), default=300, show_default=True,
               help="Seconds allowed per model (0: no limit); slower models are listed as failures.")
 @click.option("--models", "only", metavar="NAMES",

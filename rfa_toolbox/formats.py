@@ -154,7 +154,7 @@ def render_zoo(rows: list, failures: list, library: str, resolution: str, fmt: s
                            "failures": [{"model": m, "reason": r} for m, r in failures]}, indent=2) + "\n"
     columns = ["model", "r", "max resolution", f"fully utilized at {resolution}", "unproductive",
                "underutilized", "encode s"]
-    cells = [[row.model, _plain(row.r), _plain(row.max_resolution), "yes" if row.fully_utilized else "no",
+    cells = [[row.model, axes([row.r]), axes([row.max_resolution]), "yes" if row.fully_utilized else "no",
               str(row.unproductive), str(row.underutilized), f"{row.encode_s:.2f}"] for row in rows]
     if fmt == "csv":
         import csv
@@ -184,7 +184,3 @@ def render_zoo(rows: list, failures: list, library: str, resolution: str, fmt: s
     for model, reason in failures:
         console.print(f"failed: {model}: {reason}")
     return buffer.getvalue()
-
-
-def _plain(value) -> str:
-    return "inf" if value is None else f"{value:g}" if isinstance(value, float) else str(value)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Iterable, Optional, Sequence
 
+from .analysis import fully_utilized
 from .api import minimal_feasible_resolution
 from .resolution import ResolutionLike, parse_resolution
 from .zoo.regnet import RegNetParams, regnet_r
@@ -45,7 +46,7 @@ def evaluate(candidate: Any, resolution: ResolutionLike, band: Optional[float] =
     also be at least band * R on every axis."""
     r = candidate_r(candidate)
     res = parse_resolution(resolution, len(r))
-    fully = all(v is None or v < R for v, R in zip(r, res))
+    fully = fully_utilized(r, res)
     in_band = band is None or all(v is not None and v >= band * R for v, R in zip(r, res))
     return Verdict(tuple(r), fully, in_band)
 

@@ -11,11 +11,11 @@ Every expected number below is worked out in the comments next to it.
 from __future__ import annotations
 
 import json
-import os
 from fractions import Fraction
-from pathlib import Path
 
 import pytest
+
+from conftest import paper_values as load_paper_values
 
 import rfa_toolbox
 from rfa_toolbox import (
@@ -32,27 +32,13 @@ from rfa_toolbox import (
 # ---------------------------------------------------------------------------------------------
 # the published / hand-checked reference values
 # ---------------------------------------------------------------------------------------------
-def _shared_dir() -> Path:
-    override = os.environ.get("RFA_SHARED_DIR")
-    if override:
-        return Path(override)
-    return Path(__file__).resolve().parents[2] / "shared"
-
-
-PAPER_VALUES_PATH = _shared_dir() / "reference" / "paper_values.json"
-
-
-@pytest.fixture(scope="module")
-def paper_values() -> dict:
-    if not PAPER_VALUES_PATH.is_file():
-        pytest.skip(f"reference values not found at {PAPER_VALUES_PATH} (set RFA_SHARED_DIR)")
-    return json.loads(PAPER_VALUES_PATH.read_text(encoding="utf-8"))
+@pytest.fixture(scope="module", name="paper_values")
+def paper_values_fixture() -> dict:
+    return load_paper_values()
 
 
 def _hand_checked_keys() -> list[str]:
-    if not PAPER_VALUES_PATH.is_file():
-        return []
-    return list(json.loads(PAPER_VALUES_PATH.read_text(encoding="utf-8"))["hand_checked"])
+    return list(load_paper_values()["hand_checked"])
 
 
 def r_min(rf, name):

@@ -12,21 +12,17 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
-from rfa_toolbox import analyze, propagate  # noqa: E402
+from rfa_toolbox import analyze  # noqa: E402
 from rfa_toolbox.encoders.keras_json import (  # noqa: E402
     KerasFormatError, graph_from_keras_json,
 )
 from rfa_toolbox.sources import load_graph  # noqa: E402
 
-from conftest import shared_dir  # noqa: E402
+from conftest import paper_values, rf  # noqa: E402
 
-PAPER = json.loads((shared_dir() / "reference" / "paper_values.json").read_text())
+PAPER = paper_values()
 KERAS_R = {k.split(":", 1)[1]: v for k, v in PAPER["r"].items() if k.startswith("keras:")}
 
-
-def rf(graph, name):
-    node = propagate(graph)[name]
-    return tuple(a.r_min for a in node), tuple(a.r_max for a in node)
 
 
 @pytest.mark.parametrize("name", sorted(KERAS_R))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -16,16 +15,11 @@ from rfa_toolbox.encoders.torch_jit import (  # noqa: E402
     HANDLERS, Op, TraceError, encode, register_handler,
 )
 
-from conftest import shared_dir  # noqa: E402
+from conftest import paper_values, rf  # noqa: E402
 
-PAPER = json.loads((shared_dir() / "reference" / "paper_values.json").read_text())
+PAPER = paper_values()
 TORCHVISION_R = {k.split(":", 1)[1]: v for k, v in PAPER["r"].items() if k.startswith("torchvision:")}
 
-
-def rf(graph, name):
-    """(r_min, r_max) per axis of one node."""
-    node = propagate(graph)[name]
-    return tuple(a.r_min for a in node), tuple(a.r_max for a in node)
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION_R))

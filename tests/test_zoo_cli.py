@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from conftest import shared_dir
+from conftest import paper_values
 
 pytest.importorskip("torchvision")
-PAPER = json.loads((shared_dir() / "reference" / "paper_values.json").read_text())
+PAPER = paper_values()
 
 
 def test_torchvision_subset_matches_the_published_r(rfa):
