@@ -8,7 +8,7 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from rfa_toolbox.analysis import analyze_graph
 from rfa_toolbox.errors import RFAError
@@ -50,7 +50,7 @@ def model_names(library: str) -> list[str]:
 
         return [f"timm:{n}" for n in timm.list_models()]
     if library == "keras":
-        from .keras_json import import_keras
+        from .keras import import_keras
 
         keras = import_keras()
         return [f"keras:{n}" for n in sorted(dir(keras.applications))
@@ -62,26 +62,26 @@ def builder(name: str) -> Callable[[], object]:
     """A function that builds the model (the part timed as "build")."""
     library, _, model = name.partition(":")
     if library == "keras":
-        from .keras_json import load_keras_application
+        from .keras import load_keras_application
 
         return lambda: load_keras_application(model)
-    from . import torch_models
+    from .torch import models
 
-    return lambda: torch_models.load(name)
+    return lambda: models.load(name)
 
 
 def encoder(name: str, resolution: str) -> Callable[[object], Graph]:
     """A function from the built model to its graph (the part timed as "encode")."""
     if name.startswith("keras:"):
-        from .keras_json import graph_from_keras_json
+        from .keras import graph_from_keras_json
 
         return lambda built: graph_from_keras_json(built, name=name)
-    from . import torch_jit, torch_models
+    from .torch import encode, models
 
-    def encode(built):
-        inputs = torch_models.make_inputs(built, resolution)
-        return torch_jit.encode(built.module, inputs, name=name)
-    return encode
+    def encode_built(built: Any) -> Graph:
+        inputs = models.make_inputs(built, resolution)
+        return encode(built.module, inputs, name=name)
+    return encode_built
 
 
 class ModelTimeout(Exception):
@@ -115,7 +115,7 @@ def scan_one(name: str, resolution: str, timeout: Optional[float] = None) -> Zoo
         built = builder(name)()
         built_at = time.perf_counter()
         graph = encoder(name, resolution)(built)
-        report = analyze_graph(graph, resolution, model=name)
+        report = analyze_graph(graph, resolution, model=name).report
         done = time.perf_counter()
     return ZooRow(name, report.r[0], report.max_resolution[0], report.fully_utilized,
                   len(report.unproductive), len(report.underutilized),

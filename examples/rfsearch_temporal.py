@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from torch import nn
 
 import rfa_toolbox
-from rfa_toolbox.formats import render_table
+from rfa_toolbox.formats import format_table
 from rfa_toolbox.rfsearch import RFSearch, apply_structure, format_structure
 
 LENGTH = 128  # samples per training sequence
@@ -104,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     # the multi-branch model: r_min follows the smallest branch, r_max the largest
     report = rfa_toolbox.analyze(searched, LENGTH)
     console.print("\n[bold]the model during the search[/bold] (every branch is a conv):")
-    print(render_table(report), end="")
+    print(format_table(report), end="")
     out = report.layers[-1]  # the sum of the branches
     console.print(f"output of the searchable conv: r_min {out.r_min[0]} (smallest branch),"
                   f" r_max {out.r_max[0]} (largest branch)")
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"\n[bold]retrained[/bold] with dilation {final[0].dilation[0]}: loss {loss:.4f},"
                   f" taps [{weights}] at t-{final[0].dilation[0]}, t, t+{final[0].dilation[0]}")
     report = rfa_toolbox.analyze(final, LENGTH)
-    print(render_table(report), end="")
+    print(format_table(report), end="")
     found = final[0].dilation[0]
     console.print(f"searched dilation {found} for D = {args.lag}"
                   f" ({'within' if abs(found - args.lag) <= 1 else 'NOT within'} D +/- 1)")

@@ -186,7 +186,7 @@ def example_inputs(resolution=None):
 
 
 if __name__ == "__main__":
-    from rfa_toolbox.encoders.torch_jit import encode
+    from rfa_toolbox.encoders.torch import encode
 
     from rfa_toolbox.zoo.spinenet import output_receptive_fields, spinenet_graph
 

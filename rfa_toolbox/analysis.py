@@ -4,16 +4,40 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
 
-from .graph import Graph, Layer, plain
-from .receptive_field import propagate, without_gc
+from .graph import Graph, Layer, Number, TextEnum, plain
+from .receptive_field import NodeRF, propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
+
+if TYPE_CHECKING:
+    from .suggest import Suggestion
 
 SCHEMA = "rfa-toolbox/report/v1"
 
-OK, UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD = "ok", "unproductive", "underutilized", "border", "head"
-SEVERITY = {OK: 0, HEAD: 0, BORDER: 1, UNDERUTILIZED: 2, UNPRODUCTIVE: 3}
+
+class Status(TextEnum):
+    """What a layer is at a resolution (see the concepts page); in JSON, its value."""
+
+    OK = "ok"                        #: adds context
+    UNPRODUCTIVE = "unproductive"    #: its input already sees the whole image on every axis
+    UNDERUTILIZED = "underutilized"  #: productive, but its own r_min reaches R on every axis
+    BORDER = "border"                #: r_min reaches R on some axes but not all
+    HEAD = "head"                    #: infinite receptive field (global pooling, classifier)
+
+    @property
+    def severity(self) -> int:
+        """0 for ok and head, 1 border, 2 underutilized, 3 unproductive."""
+        return _SEVERITY[self]
+
+    @property
+    def is_finding(self) -> bool:
+        """True for unproductive, underutilized and border."""
+        return _SEVERITY[self] > 0
+
+
+_SEVERITY = {Status.OK: 0, Status.HEAD: 0, Status.BORDER: 1, Status.UNDERUTILIZED: 2,
+             Status.UNPRODUCTIVE: 3}
 
 PerAxis = tuple[Optional[float], ...]
 
@@ -38,14 +62,14 @@ class LayerResult:
     r_min: PerAxis
     r_max: PerAxis
     input_r_min: Optional[PerAxis]
-    status: str
+    status: Status
     shape: Optional[tuple]
     computes: bool
 
     @property
     def is_finding(self) -> bool:
         """True for unproductive, underutilized and border layers."""
-        return self.status in (UNPRODUCTIVE, UNDERUTILIZED, BORDER)
+        return self.status.is_finding
 
 
 @dataclass
@@ -60,26 +84,26 @@ class Report:
     layers: list[LayerResult]
     unknown_ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    suggestions: Optional[list] = None  #: verified edits (`rfa_toolbox.suggest.Suggestion`), when asked for
+    suggestions: Optional[list[Suggestion]] = None  #: verified edits, when asked for
 
-    def names(self, status: str) -> list[str]:
+    def names(self, status: Status) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
         return [row.name for row in self.layers if row.status == status]
 
     @property
     def unproductive(self) -> list[str]:
         """Layers whose input already sees the whole image on every axis."""
-        return self.names(UNPRODUCTIVE)
+        return self.names(Status.UNPRODUCTIVE)
 
     @property
     def underutilized(self) -> list[str]:
         """Productive layers whose own r_min reaches the resolution on every axis."""
-        return self.names(UNDERUTILIZED)
+        return self.names(Status.UNDERUTILIZED)
 
     @property
     def border(self) -> list[str]:
         """Layers whose r_min reaches the resolution on some axes but not all."""
-        return self.names(BORDER)
+        return self.names(Status.BORDER)
 
     @property
     def findings(self) -> list[LayerResult]:
@@ -125,73 +149,96 @@ def _row_dict(row: LayerResult) -> dict[str, Any]:
     return out
 
 
-def _per_axis(values) -> PerAxis:
+@dataclass
+class Analysis:
+    """A graph, its receptive-field sets and its report at one resolution: what every consumer
+    (suggestions, diagrams, formats) takes, so that nothing is computed twice."""
+
+    graph: Graph
+    rf: dict[str, NodeRF]  #: per node, the min/max sets per axis (`rfa_toolbox.propagate`)
+    report: Report
+
+    def diagram(self, depth: int | None = None, rankdir: str = "TB", fold_neutral: bool = True) -> Any:
+        """The highlighted graphviz diagram (see `rfa_toolbox.render.render_analysis`)."""
+        from .render import render_analysis
+
+        return render_analysis(self, depth=depth, rankdir=rankdir, fold_neutral=fold_neutral)
+
+
+def _per_axis(values: Iterable[Number | None]) -> PerAxis:
     return tuple(None if v is None else plain(v) for v in values)
 
 
-def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis], resolution: tuple[int, ...]) -> str:
+def fold_axes(values: Sequence[Sequence[Any]], pick: Callable[[list[Any]], Any],
+              ndim: int | None = None) -> tuple[Any, ...]:
+    """Per axis, ``pick`` (min or max) over the values that are not None; None on an axis where
+    all are (infinite), and on every axis when there are no values (``ndim`` gives the count)."""
+    count = len(values[0]) if values else (ndim or 0)
+    out = []
+    for a in range(count):
+        finite = [v[a] for v in values if v[a] is not None]
+        out.append(pick(finite) if finite else None)
+    return tuple(out)
+
+
+def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis],
+              resolution: tuple[int, ...]) -> Status:
     """The status of one layer at ``resolution`` (see the concepts page for the definitions).
 
     Axes on which every path is infinite (collapsed by a global op) are left out, as heads are.
     """
     finite = [a for a, v in enumerate(r_min) if v is not None]
     if not finite:
-        return HEAD
+        return Status.HEAD
     if not layer.computes:
-        return OK
-    if inputs is not None and all(inputs[a] >= resolution[a] for a in finite):
-        return UNPRODUCTIVE
-    reached = [r_min[a] >= resolution[a] for a in finite]
+        return Status.OK
+    if inputs is not None and all(_reaches(inputs[a], resolution[a]) for a in finite):
+        return Status.UNPRODUCTIVE
+    reached = [_reaches(r_min[a], resolution[a]) for a in finite]
     if all(reached):
-        return UNDERUTILIZED
+        return Status.UNDERUTILIZED
     if any(reached):
-        return BORDER
-    return OK
+        return Status.BORDER
+    return Status.OK
 
 
-def _largest_of(values: list[tuple], ndim: int) -> PerAxis:
+def _reaches(value: Optional[float], size: int) -> bool:
+    return value is not None and value >= size
+
+
+def _largest_of(values: list[tuple[Any, ...]], ndim: int) -> PerAxis:
     """Per axis, the largest value that is not None (None when there is none), for display."""
-    out = []
-    for a in range(ndim):
-        finite = [v[a] for v in values if v[a] is not None]
-        out.append(plain(max(finite)) if finite else None)
-    return tuple(out)
+    return _per_axis(fold_axes(values, max, ndim))
 
 
 @without_gc
-def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None) -> Report:
-    """Analyze a `Graph` at ``resolution``; see `rfa_toolbox.analyze`."""
+def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None) -> Analysis:
+    """Analyze a `Graph` at ``resolution``: its `Analysis` (see `rfa_toolbox.analyze`)."""
     res = parse_resolution(resolution, graph.ndim)
     rf = propagate(graph)
-    layers = graph._layers
-    pred = graph.nx._pred  # plain dicts: nx.pred[name] builds a view per call
     # A node's sets are shared with every node that leaves them unchanged (norms, activations,
     # 1x1 convs, single-input merges): describe each distinct one once, keyed by id (rf keeps
     # them alive). Per entry: raw r_min, raw r_max, and both for display.
-    seen: dict[int, tuple[tuple, tuple, PerAxis, PerAxis]] = {}
+    seen: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], PerAxis, PerAxis]] = {}
     rows = []
-    for name in graph.topological_order():
-        layer = layers[name]
-        node = rf[name]
+    for layer, sources in graph.nodes_with_inputs():
+        node = rf[layer.name]
         info = seen.get(id(node))
         if info is None:
             lo = tuple(a.r_min for a in node)
             hi = tuple(a.r_max for a in node)
             info = seen[id(node)] = (lo, hi, _per_axis(lo), _per_axis(hi))
-        sources = pred[name]
+        inputs: Optional[PerAxis]
         if not sources:
             inputs = None
         elif len(sources) == 1:  # every input precedes its node in topological order
             inputs = seen[id(rf[next(iter(sources))])][2]
         else:
-            feeds = [seen[id(rf[p])][0] for p in sources]
-            inputs = _per_axis(
-                min((v for v in axis if v is not None), default=None) for axis in zip(*feeds)
-            )
+            inputs = _per_axis(fold_axes([seen[id(rf[p])][0] for p in sources], min))
         r_min = info[2]
         rows.append(
             LayerResult(
-                name=name,
+                name=layer.name,
                 module=layer.module,
                 op=layer.op,
                 kernel=layer.kernel or None,
@@ -212,7 +259,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
     if resampling:
         shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
         notes.append(RESAMPLING_NOTE.format(layers=shown))
-    return Report(
+    report = Report(
         model=model or graph.name,
         resolution=res,
         r=r,
@@ -222,6 +269,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         unknown_ops=list(graph.unknown_ops),
         notes=notes,
     )
+    return Analysis(graph, rf, report)
 
 
 def fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:

@@ -7,21 +7,24 @@ import os
 import sys
 from pathlib import Path
 
+from typing import Any, Callable, TypeVar
+
 import click
 
 from . import __version__
-from .analysis import SCHEMA, UNDERUTILIZED, UNPRODUCTIVE, Report, analyze_graph
+from .analysis import SCHEMA, Analysis, Report, Status
+from .api import analysis_of
 from .errors import RFAError
-from .formats import FORMATS, render, render_zoo, suggestion_lines, summary_lines
+from .formats import FORMATS, format_report, format_zoo, suggestion_lines, summary_lines
 from .resolution import parse_resolution
-from .sources import load_graph, model_name
-from .suggest import suggest as suggest_edits
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: --fail-on: the statuses that fail, by the option's value.
 FAIL_ON = {
-    UNPRODUCTIVE: (UNPRODUCTIVE,),
-    UNDERUTILIZED: (UNPRODUCTIVE, UNDERUTILIZED),
+    Status.UNPRODUCTIVE.value: (Status.UNPRODUCTIVE,),
+    Status.UNDERUTILIZED.value: (Status.UNPRODUCTIVE, Status.UNDERUTILIZED),
 }
-
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -34,7 +37,7 @@ def cli() -> None:
     """
 
 
-def model_options(fn):
+def model_options(fn: F) -> F:
     """MODEL, --res, --input-shape, --strict, --allow-unknown and --structure: how to read
     the model."""
     fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -56,9 +59,9 @@ def model_options(fn):
     return click.argument("model", metavar="MODEL")(fn)
 
 
-def output_options(formats: tuple[str, ...], what: str):
+def output_options(formats: tuple[str, ...], what: str) -> Callable[[F], F]:
     """--format (one of ``formats``) and --output for a command that prints ``what``."""
-    def decorate(fn):
+    def decorate(fn: F) -> F:
         fn = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
                           default=None, help=f"Write the {what} to this file instead of standard output.")(fn)
         return click.option("--format", "-f", "fmt", type=click.Choice(formats), default=formats[0],
@@ -94,12 +97,12 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
     model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
     keras.applications model).
     """
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
-    if suggest:
-        report.suggestions = suggest_edits(graph, report)
-    _emit(render(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
+    analysis = _analysis(model, resolution, input_shape, strict, allow_unknown, structure,
+                         suggestions=suggest)
+    report = analysis.report
+    _emit(format_report(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
     if render_to is not None:
-        _draw(report, graph, render_to, depth, "TB")
+        _draw(analysis, render_to, depth, "TB")
     _exit_for_findings(report, fail_on)
 
 
@@ -116,23 +119,23 @@ def render_command(model: str, resolution: str | None, input_shape: str | None, 
     """Draw MODEL at resolution R with its findings highlighted: unproductive red,
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
-    _draw(report, graph, output, depth, rankdir)
+    _draw(_analysis(model, resolution, input_shape, strict, allow_unknown, structure), output,
+          depth, rankdir)
 
 
-def _load(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-          allow_unknown: bool, structure: Path | None) -> tuple:
-    """The graph of MODEL and its report at the resolution (from --res or --input-shape)."""
-    resolution = resolution_for(resolution, input_shape)
-    graph = load_graph(model, resolution=resolution, input_shape=input_shape, strict=strict,
+def _analysis(model: str, resolution: str | None, input_shape: str | None, strict: bool,
+              allow_unknown: bool, structure: Path | None, suggestions: bool = False,
+              limit: int = 10) -> Analysis:
+    """The analysis of MODEL at the resolution (from --res or --input-shape)."""
+    return analysis_of(model, resolution_for(resolution, input_shape), suggestions=suggestions,
+                       limit=limit, input_shape=input_shape, strict=strict,
                        allow_unknown=allow_unknown, structure=structure)
-    return graph, analyze_graph(graph, resolution, model=model_name(model, graph))
 
 
-def _draw(report: Report, graph, output: Path, depth: int | None, rankdir: str) -> None:
-    from .render import render_report, save_diagram
+def _draw(analysis: Analysis, output: Path, depth: int | None, rankdir: str) -> None:
+    from .render import save_diagram
 
-    written, message = save_diagram(render_report(report, graph, depth=depth, rankdir=rankdir), output)
+    written, message = save_diagram(analysis.diagram(depth=depth, rankdir=rankdir), output)
     click.echo(f"wrote {written}" + (f" ({message})" if message else ""), err=True)
 
 
@@ -146,11 +149,12 @@ def suggest_command(model: str, resolution: str | None, input_shape: str | None,
     """Suggest stride, stem-kernel and depth edits that make MODEL fully utilized at R.
 
     Each candidate is applied to a copy of the graph and analyzed again; the list is ranked:
-    fully utilized first, then fewest edits, then r closest below R, then the smallest FLOPs
+    fully utilized first, then fewest edits, then r closest below R, then the smallest MACs
     increase.
     """
-    graph, report = _load(model, resolution, input_shape, strict, allow_unknown, structure)
-    found = suggest_edits(graph, report, limit=top)
+    report = _analysis(model, resolution, input_shape, strict, allow_unknown, structure,
+                       suggestions=True, limit=top).report
+    found = report.suggestions or []
     if fmt == "json":
         text = json.dumps({"schema": SCHEMA, "model": report.model, "resolution": list(report.resolution),
                            "r": list(report.r), "fully_utilized": report.fully_utilized,
@@ -187,7 +191,7 @@ def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, ti
             raise RFAError(f"unknown {library} models: {', '.join(n.split(':', 1)[1] for n in unknown)}")
         names = [n for n in names if n in wanted]
     rows, failures = zoo_scan.scan(names, resolution, timeout or None, progress=sys.stderr.isatty())
-    _emit(render_zoo(rows, failures, library, resolution, fmt), output)
+    _emit(format_zoo(rows, failures, library, resolution, fmt), output)
 
 
 @cli.group("structure")
@@ -233,7 +237,7 @@ def _exit_for_findings(report: Report, fail_on: str | None) -> None:
         return
     found = [row.name for row in report.layers if row.status in FAIL_ON[fail_on]]
     if found:
-        kinds = "unproductive" if fail_on == UNPRODUCTIVE else "unproductive or underutilized"
+        kinds = " or ".join(FAIL_ON[fail_on])
         click.echo(f"rfa: {len(found)} {kinds} layer(s) at {'x'.join(map(str, report.resolution))}:"
                    f" {', '.join(found[:10])}{' ...' if len(found) > 10 else ''}", err=True)
         sys.exit(1)

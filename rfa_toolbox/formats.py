@@ -3,21 +3,25 @@
 from __future__ import annotations
 
 import io
-from typing import Iterable, Optional
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .analysis import BORDER, HEAD, UNDERUTILIZED, UNPRODUCTIVE, LayerResult, Report
+from .analysis import LayerResult, Report, Status
 from .grouping import group_rows
 
+if TYPE_CHECKING:
+    from .encoders.zoo_scan import ZooRow
+    from .suggest import Suggestion
+
 FORMATS = ("table", "json", "markdown")
-STATUS_STYLE = {UNPRODUCTIVE: "bold red", UNDERUTILIZED: "dark_orange", BORDER: "yellow",
-                HEAD: "grey50", "ok": ""}
+STATUS_STYLE = {Status.UNPRODUCTIVE: "bold red", Status.UNDERUTILIZED: "dark_orange",
+                Status.BORDER: "yellow", Status.HEAD: "grey50", Status.OK: ""}
 
 
-def axes(values: Optional[Iterable]) -> str:
+def axes(values: Optional[Iterable[Any]]) -> str:
     """Per-axis values as text: ``268`` when all equal, ``268x300`` otherwise, ``inf`` for None."""
     if values is None:
         return "-"
@@ -39,7 +43,7 @@ def summary_lines(report: Report) -> list[str]:
     """The summary shown above the layer table: r, utilization and counts of findings."""
     res = axes(report.resolution)
     verdict = "yes" if report.fully_utilized else f"no (needs an input larger than {axes(report.r)})"
-    heads = sum(1 for row in report.layers if row.status == HEAD and row.computes)
+    heads = sum(1 for row in report.layers if row.status is Status.HEAD and row.computes)
     lines = [
         f"model: {report.model}",
         f"resolution: {res}",
@@ -64,14 +68,14 @@ def _count(value: Optional[int]) -> str:
     return str(value)
 
 
-def suggestion_lines(suggestions: list) -> list[str]:
+def suggestion_lines(suggestions: list[Suggestion]) -> list[str]:
     """One line per suggestion: the edits, r after, utilization, MACs and parameters."""
     lines = []
     for number, s in enumerate(suggestions, 1):
         verdict = "fully utilized" if s.fully_utilized else "not fully utilized"
         line = f"{number}. {s.description} -> r {axes(s.r)}, {verdict}"
-        if s.flops_before is not None:
-            line += f"; MACs {_count(s.flops_before)} -> {_count(s.flops_after)}"
+        if s.macs_before is not None:
+            line += f"; MACs {_count(s.macs_before)} -> {_count(s.macs_after)}"
         if s.params_before is not None:
             line += f"; params {_count(s.params_before)} -> {_count(s.params_after)}"
         if s.new_widths:
@@ -87,7 +91,7 @@ def shown_rows(report: Report, all_layers: bool, depth: int | None = None) -> li
     return [row for row in rows if all_layers or row.computes or row.op == "input"]
 
 
-def render_table(report: Report, all_layers: bool = False, width: int | None = None,
+def format_table(report: Report, all_layers: bool = False, width: int | None = None,
                  color: bool = False, depth: int | None = None) -> str:
     """The report as a rich table (summary first, then one row per layer)."""
     buffer = io.StringIO()
@@ -118,7 +122,7 @@ def render_table(report: Report, all_layers: bool = False, width: int | None = N
     return buffer.getvalue()
 
 
-def render_markdown(report: Report, all_layers: bool = False, depth: int | None = None) -> str:
+def format_markdown(report: Report, all_layers: bool = False, depth: int | None = None) -> str:
     """The report as Markdown: a summary list, then a table of layers."""
     out = [f"# Receptive-field analysis: {report.model}", ""]
     out += [f"- {line}" for line in summary_lines(report)]
@@ -133,18 +137,19 @@ def render_markdown(report: Report, all_layers: bool = False, depth: int | None 
     return "\n".join(out) + "\n"
 
 
-def render(report: Report, fmt: str, all_layers: bool = False, color: bool = False,
-           depth: int | None = None) -> str:
+def format_report(report: Report, fmt: str, all_layers: bool = False, color: bool = False,
+                  depth: int | None = None) -> str:
     """The report in ``fmt`` (one of `FORMATS`); ``depth`` groups the rows of a table or
     markdown by module (JSON always lists every op)."""
     if fmt == "json":
         return report.to_json() + "\n"
     if fmt == "markdown":
-        return render_markdown(report, all_layers, depth)
-    return render_table(report, all_layers, color=color, depth=depth)
+        return format_markdown(report, all_layers, depth)
+    return format_table(report, all_layers, color=color, depth=depth)
 
 
-def render_zoo(rows: list, failures: list, library: str, resolution: str, fmt: str) -> str:
+def format_zoo(rows: list[ZooRow], failures: list[tuple[str, str]], library: str, resolution: str,
+               fmt: str) -> str:
     """A library scan (rows of `ZooRow`) as a table, JSON, CSV or Markdown."""
     if fmt == "json":
         import json

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
 from functools import cached_property
-from typing import Iterator, Sequence, Union
+from typing import Collection, Iterator, Sequence, Union
 
 import networkx as nx
 
@@ -16,7 +16,18 @@ from .errors import CycleError, GraphError
 Number = Union[int, Fraction]
 
 
-class Transfer(str, Enum):
+class TextEnum(str, Enum):
+    """A string enum that prints as its value (``f"{Status.OK}"`` is ``"ok"``) and is equal
+    to it, so JSON and text outputs read the same as plain strings."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Transfer(TextEnum):
     """How a layer changes the receptive field of the paths that go through it."""
 
     INPUT = "input"            #: a network input: r = 1, j = 1
@@ -204,6 +215,14 @@ class Graph:
             return self._layers[name]
         except KeyError:
             raise GraphError(f"unknown layer {name!r}") from None
+
+    def nodes_with_inputs(self) -> Iterator[tuple[Layer, Collection[str]]]:
+        """Every layer in topological order with the names of the nodes feeding it (in the order
+        they were connected); the cheap way for passes over the whole graph."""
+        pred = self.nx._pred  # plain dicts: nx.pred[name] builds a view per call
+        layers = self._layers
+        for name in self.topological_order():
+            yield layers[name], pred[name].keys()
 
     def predecessors(self, name: str) -> list[str]:
         """The nodes feeding ``name``, in the order they were connected."""

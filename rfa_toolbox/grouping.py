@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .analysis import HEAD, SEVERITY, LayerResult, PerAxis, Report
+from .analysis import LayerResult, Report, Status, fold_axes
 
 
 def module_key(row: LayerResult, depth: int) -> str:
@@ -12,15 +12,6 @@ def module_key(row: LayerResult, depth: int) -> str:
     if not row.module:
         return row.name
     return ".".join(row.module.split(".")[:depth])
-
-
-def _fold(values: list[PerAxis], pick) -> PerAxis:
-    """Per axis, ``pick`` (min or max) over the finite values; None where all are infinite."""
-    out = []
-    for axis in zip(*values):
-        finite = [v for v in axis if v is not None]
-        out.append(pick(finite) if finite else None)
-    return tuple(out)
 
 
 def group_rows(report: Report, depth: int) -> list[LayerResult]:
@@ -34,17 +25,17 @@ def group_rows(report: Report, depth: int) -> list[LayerResult]:
         if len(rows) == 1:
             out.append(rows[0])
             continue
-        finite = [r for r in rows if r.status != HEAD]
-        worst = max((r.status for r in finite), key=SEVERITY.get, default=HEAD)
+        finite = [r for r in rows if r.status is not Status.HEAD]
+        worst = max((r.status for r in finite), key=lambda s: s.severity, default=Status.HEAD)
         ops = Counter(r.op for r in rows if r.computes) or Counter(r.op for r in rows)
         label = ", ".join(f"{op}×{n}" for op, n in ops.most_common(2))
         inputs = [r.input_r_min for r in rows if r.input_r_min is not None]
         out.append(LayerResult(
             name=key, module=key, op=label,
             kernel=None, stride=None, dilation=None,
-            r_min=_fold([r.r_min for r in rows], min), r_max=_fold([r.r_max for r in rows], max),
-            input_r_min=_fold(inputs, min) if inputs else None,
-            status=worst if finite else HEAD, shape=rows[-1].shape,
+            r_min=fold_axes([r.r_min for r in rows], min), r_max=fold_axes([r.r_max for r in rows], max),
+            input_r_min=fold_axes(inputs, min) if inputs else None,
+            status=worst if finite else Status.HEAD, shape=rows[-1].shape,
             computes=any(r.computes for r in rows),
         ))
     return out

@@ -21,7 +21,7 @@ class OpInfo:
 
 
 _WINDOW = ("kernel", "stride", "dilation")
-_META = ("in_channels", "out_channels", "groups", "params", "shape", "module")
+_META = ("in_channels", "out_channels", "groups", "params", "shape", "module", "meta")
 
 OPS: dict[str, OpInfo] = {
     "input": OpInfo(Transfer.INPUT, False, (), "a network input"),
@@ -32,9 +32,9 @@ OPS: dict[str, OpInfo] = {
     "upsample": OpInfo(Transfer.UPSAMPLE, True, ("factor", "mode"), "upsampling by a factor"),
     "global_avg_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global average pooling"),
     "global_max_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global max pooling"),
-    "dense": OpInfo(Transfer.GLOBAL, True, (), "fully connected layer over all positions"),
-    "attention": OpInfo(Transfer.GLOBAL, True, (), "attention or token mixing over all positions"),
-    "flatten": OpInfo(Transfer.GLOBAL, False, (), "flattening of the spatial axes"),
+    "dense": OpInfo(Transfer.GLOBAL, True, ("axes",), "fully connected layer over all positions"),
+    "attention": OpInfo(Transfer.GLOBAL, True, ("axes",), "attention or token mixing over all positions"),
+    "flatten": OpInfo(Transfer.GLOBAL, False, ("axes",), "flattening of the spatial axes"),
     "add": OpInfo(Transfer.MERGE, False, (), "elementwise sum"),
     "mul": OpInfo(Transfer.MERGE, False, (), "elementwise product"),
     "sub": OpInfo(Transfer.MERGE, False, (), "elementwise difference"),
@@ -116,10 +116,12 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
                computes: bool | None = None, **params: Any) -> Layer:
     """Build a `Layer` from an op name of `OPS` and its parameters.
 
-    Window ops take ``kernel`` (required), ``stride`` (default 1; pools default to the kernel)
-    and ``dilation`` (default 1); ``upsample`` takes ``factor`` and ``mode``; global pools take
-    optional ``axes``. Metadata (channels, params, shape, module) is accepted by every op.
-    An op name outside the vocabulary is accepted with an explicit ``transfer``.
+    Window ops take ``kernel`` (required), ``stride`` (default 1; pools default to the kernel;
+    a fraction for adaptive pooling, whose windows step by I/O on average) and ``dilation``
+    (default 1); ``upsample`` takes ``factor`` and ``mode``; global ops take optional ``axes``
+    (all axes: the same as none). Metadata (channels, params, shape, module, and ``meta``, a
+    dict for encoders) is accepted by every op. An op name outside the vocabulary is accepted
+    with an explicit ``transfer``. Every encoder builds its layers here.
     """
     try:
         info = op_info(op, transfer, computes)
@@ -142,7 +144,8 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
         kernel = per_axis(params["kernel"], ndim, "kernel", name)
         default_stride = kernel if op in ("max_pool", "avg_pool") else 1
         fields["kernel"] = kernel
-        fields["stride"] = per_axis(_given(params, "stride", default_stride), ndim, "stride", name)
+        fields["stride"] = per_axis(_given(params, "stride", default_stride), ndim, "stride", name,
+                                    rational=True)
         fields["dilation"] = per_axis(_given(params, "dilation", 1), ndim, "dilation", name)
     elif info.transfer is Transfer.UPSAMPLE:
         fields["factor"] = per_axis(_given(params, "factor", 2), ndim, "factor", name, rational=True)
@@ -157,5 +160,6 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
         axes = tuple(axes) if isinstance(axes, (list, tuple)) else (axes,)
         if not all(isinstance(a, int) and 0 <= a < ndim for a in axes):
             raise GraphError(f"layer {name!r}: axes must be spatial axis numbers 0..{ndim - 1}")
-        fields["global_axes"] = tuple(sorted(set(axes)))
+        chosen = tuple(sorted(set(axes)))
+        fields["global_axes"] = () if len(chosen) == ndim else chosen
     return Layer(name=name, op=op, transfer=info.transfer, computes=info.computes, **fields)

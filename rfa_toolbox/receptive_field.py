@@ -153,18 +153,14 @@ def propagate(graph: Graph, with_max: bool = True) -> dict[str, NodeRF]:
     graph.validate()
     ndim = graph.ndim
     inputs_rf: NodeRF = (INPUT_RF,) * ndim
-    layers = graph._layers
-    pred = graph.nx._pred  # plain dicts: nx.pred[name] builds a view per call
     passing = (Transfer.NEUTRAL, Transfer.MERGE)  # the sets after are the union before
     rf: dict[str, NodeRF] = {}
-    for name in graph.topological_order():
-        layer = layers[name]
-        sources = pred[name]
+    for layer, sources in graph.nodes_with_inputs():
+        before: NodeRF
         if layer.transfer is Transfer.INPUT:
             before = inputs_rf
         elif len(sources) == 1:
-            for source in sources:
-                before = rf[source]
+            before = rf[next(iter(sources))]
         else:
             feeds = [rf[p] for p in sources]
             first = feeds[0]
@@ -172,5 +168,5 @@ def propagate(graph: Graph, with_max: bool = True) -> dict[str, NodeRF]:
                 before = first
             else:
                 before = tuple(union([f[a] for f in feeds], with_max) for a in range(ndim))
-        rf[name] = before if layer.transfer in passing else apply(layer, before, with_max)
+        rf[layer.name] = before if layer.transfer in passing else apply(layer, before, with_max)
     return rf

@@ -1,6 +1,6 @@
 """Graphviz diagrams of a report: the graph of a model with its findings highlighted.
 
-`render_report` draws one node per layer (or per module at a chosen depth), coloured by its
+`render_analysis` draws one node per layer (or per module at a chosen depth), coloured by its
 status: unproductive red, underutilized orange, border yellow, head grey, the rest white.
 `save_diagram` writes the diagram as SVG, PNG, PDF (through graphviz's ``dot`` program) or as
 DOT source. A `graphviz.Digraph` displays itself in Jupyter notebooks.
@@ -15,23 +15,23 @@ from pathlib import Path
 
 import graphviz
 
-from .analysis import BORDER, HEAD, OK, UNDERUTILIZED, UNPRODUCTIVE, LayerResult, Report
+from .analysis import Analysis, LayerResult, Report, Status
 from .errors import RFAError
 from .formats import axes, window
 from .graph import Graph, Transfer
 from .grouping import group_rows, module_key
 
 #: Fill colour of a diagram node, by status: red, orange, yellow, grey and white.
-COLORS: dict[str, str] = {
-    UNPRODUCTIVE: "#ef5350",
-    UNDERUTILIZED: "#ffa726",
-    BORDER: "#ffee58",
-    HEAD: "#bdbdbd",
-    OK: "#ffffff",
+COLORS: dict[Status, str] = {
+    Status.UNPRODUCTIVE: "#ef5350",
+    Status.UNDERUTILIZED: "#ffa726",
+    Status.BORDER: "#ffee58",
+    Status.HEAD: "#bdbdbd",
+    Status.OK: "#ffffff",
 }
 
 #: Legend order: the findings first, worst first.
-LEGEND = (UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD, OK)
+LEGEND = (Status.UNPRODUCTIVE, Status.UNDERUTILIZED, Status.BORDER, Status.HEAD, Status.OK)
 
 #: File suffixes `save_diagram` understands, and the ``dot`` output format of each.
 DIAGRAM_FORMATS: dict[str, str | None] = {".svg": "svg", ".png": "png", ".pdf": "pdf", ".dot": None}
@@ -67,14 +67,8 @@ def _passes_on(graph: Graph, name: str) -> bool:
     return not layer.computes and layer.transfer in (Transfer.NEUTRAL, Transfer.GLOBAL)
 
 
-def _items(report: Report, graph: Graph, depth: int | None) -> dict[str, _Item]:
+def _items(report: Report, depth: int | None) -> dict[str, _Item]:
     """The diagram nodes in order of first appearance, keyed by layer name or module path."""
-    for row in report.layers:
-        if row.name not in graph:
-            raise RFAError(
-                f"the report does not match the graph: layer {row.name!r} of the report is not"
-                " in the graph; render a report with the graph it was computed from"
-            )
     if depth is None:
         return {row.name: _Item(row.name, row, [row.name]) for row in report.layers}
     members: dict[str, list[str]] = {}
@@ -84,7 +78,8 @@ def _items(report: Report, graph: Graph, depth: int | None) -> dict[str, _Item]:
     return {key: _Item(key, row, members[key]) for key, row in zip(members, rows)}
 
 
-def _fold(items: dict[str, _Item], graph: Graph, fold_neutral: bool):
+def _fold_items(items: dict[str, _Item], graph: Graph,
+                fold_neutral: bool) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """The representative of every item and the edges between the shown items.
 
     A foldable item (only ops that pass the receptive field on, exactly one predecessor) is drawn as part of
@@ -155,7 +150,7 @@ def _op_text(row: LayerResult) -> str:
     return f"{row.op} {window(row)}".strip()
 
 
-def _node_attrs(item: _Item, graph: Graph, absorbed: list[_Item], depth: int | None) -> dict:
+def _node_attrs(item: _Item, graph: Graph, absorbed: list[_Item], depth: int | None) -> dict[str, str]:
     row = item.row
     grouped = len(item.members) > 1
     title = row.name
@@ -190,7 +185,7 @@ def _node_attrs(item: _Item, graph: Graph, absorbed: list[_Item], depth: int | N
         tip.append("folded: " + ", ".join(
             a.key if depth is not None else f"{a.key} ({a.row.op})" for a in absorbed))
     transfers = {graph[name].transfer for name in item.members}
-    extra = {}
+    extra: dict[str, str] = {}
     if transfers == {Transfer.INPUT}:
         node_shape, extra = "box", {"peripheries": "2"}  # a double frame, in either direction
     elif transfers == {Transfer.MERGE}:
@@ -204,7 +199,7 @@ def _node_attrs(item: _Item, graph: Graph, absorbed: list[_Item], depth: int | N
         "tooltip": _tooltip(tip),
         "class": row.status,
         "shape": node_shape,
-        "fillcolor": COLORS.get(row.status, COLORS[OK]),
+        "fillcolor": COLORS.get(row.status, COLORS[Status.OK]),
     }
 
 
@@ -228,9 +223,9 @@ def _title(report: Report, shown: int, total: int, depth: int | None, folded: bo
     return "<" + "<BR/>".join(lines) + ">"
 
 
-def render_report(report: Report, graph: Graph, depth: int | None = None, rankdir: str = "TB",
-                  fold_neutral: bool = True) -> graphviz.Digraph:
-    """A diagram of ``graph`` with the statuses of ``report`` (computed from that graph).
+def render_analysis(analysis: Analysis, depth: int | None = None, rankdir: str = "TB",
+                    fold_neutral: bool = True) -> graphviz.Digraph:
+    """A diagram of the analyzed graph with the statuses of its report.
 
     Nodes are coloured by status (see `COLORS`) and show the layer name, its module path when
     it differs, the op with kernel, stride and dilation, r_min and r_max per axis, and the
@@ -251,8 +246,9 @@ def render_report(report: Report, graph: Graph, depth: int | None = None, rankdi
         raise RFAError(f"rankdir must be TB or LR, not {rankdir!r}")
     if depth is not None and (isinstance(depth, bool) or not isinstance(depth, int) or depth < 1):
         raise RFAError(f"depth must be a positive integer, not {depth!r}")
-    items = _items(report, graph, depth)
-    rep, edges = _fold(items, graph, fold_neutral)
+    report, graph = analysis.report, analysis.graph
+    items = _items(report, depth)
+    rep, edges = _fold_items(items, graph, fold_neutral)
     absorbed: dict[str, list[_Item]] = {}
     for key, item in items.items():
         if rep[key] != key:

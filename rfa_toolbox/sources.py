@@ -1,10 +1,12 @@
 """Turning what the user names (a graph, a file, a framework model) into a `Graph`.
 
-Framework encoders are imported only when a framework model is named.
+Framework encoders are imported only when a framework model is named; an architecture file
+never imports one.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +23,30 @@ TORCH_PREFIXES = ("torchvision:", "timm:")
 
 
 def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None,
-               strict: bool = False, allow_unknown: bool = False, structure: Any = None) -> Graph:
+               strict: bool = False, allow_unknown: bool = False, structure: Any = None,
+               handlers: Mapping[str, Any] | None = None) -> Graph:
     """The graph of ``model`` (see `ModelLike`); framework models are traced at ``resolution``
     (or ``input_shape``, the full shape without batch such as ``3x224x224``). ``structure``
-    (a dilation-search structure file or dict) is applied to a PyTorch model first."""
-    if structure is not None and not _names_torch_model(model):
+    (a dilation-search structure file or dict) is applied to a PyTorch model first;
+    ``handlers`` (op kinds or Keras layer classes to handlers) apply to this call only."""
+    torch_model = _names_torch_model(model)
+    if structure is not None and not torch_model:
         raise RFAError("--structure applies to PyTorch models (a model file, torchvision: or timm:)")
     if isinstance(model, Graph):
         return model
     if isinstance(model, dict):
         return graph_from_spec(model)
+    if torch_model:
+        return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure,
+                            handlers)
+    if _is_keras_model(model):
+        from rfa_toolbox.encoders import keras
+
+        return keras.graph_from_keras_json(model.to_json(), handlers=handlers)
     if isinstance(model, (str, Path)):
         text = str(model)
-        if text.startswith(TORCH_PREFIXES) or ".py:" in text or text.endswith(".py"):
-            return _torch_graph(text, resolution, input_shape, strict, allow_unknown, structure)
         if text.startswith("keras:") or text.lower().endswith((".keras", ".json")):
-            return _keras_or_spec(text)
+            return _keras_or_spec(text, handlers)
         if Path(text).suffix.lower() in SUFFIXES:
             return load_spec(text)
         raise RFAError(
@@ -44,42 +54,57 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
             " model file (model.py or model.py:NAME), torchvision:NAME, timm:NAME, keras:NAME,"
             " a .keras file or a .json file holding model.to_json()"
         )
-    if _is_keras_model(model):
-        from rfa_toolbox.encoders import keras_json
-
-        return keras_json.graph_from_keras_json(model.to_json())
-    from rfa_toolbox.encoders.torch_models import is_torch_module
-
-    if is_torch_module(model):
-        return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure)
     raise RFAError(f"cannot analyze an object of type {type(model).__name__}")
 
 
 def _names_torch_model(model: ModelLike) -> bool:
+    """Does ``model`` name or hold a PyTorch model (a model file, torchvision:, timm:, or an
+    ``nn.Module``)?"""
     if isinstance(model, (str, Path)):
         text = str(model)
         return text.startswith(TORCH_PREFIXES) or ".py:" in text or text.endswith(".py")
-    return not isinstance(model, (Graph, dict)) and not _is_keras_model(model)
+    return is_torch_module(model)
+
+
+def is_torch_module_class(cls: type) -> bool:
+    """True for a subclass of ``torch.nn.Module`` (checked without importing torch)."""
+    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module"
+               for c in cls.__mro__)
+
+
+def is_torch_module(obj: Any) -> bool:
+    """True for a ``torch.nn.Module`` instance (checked without importing torch)."""
+    return is_torch_module_class(type(obj))
 
 
 def _is_keras_model(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] in ("keras", "tf_keras") and hasattr(obj, "to_json")
 
 
-def _keras_or_spec(text: str) -> Graph:
-    """``keras:NAME``, a ``.keras`` archive, or a ``.json`` file: a Keras model's JSON or an
-    architecture file (told apart by their keys)."""
-    from rfa_toolbox.encoders import keras_json
+def looks_like_keras_json(data: Any) -> bool:
+    """Does this parsed JSON look like a Keras model configuration (rather than an
+    architecture file)?"""
+    return isinstance(data, dict) and "class_name" in data and isinstance(data.get("config"), dict)
 
-    if text.startswith("keras:"):
-        data = keras_json.load_keras_application(text.split(":", 1)[1])
-        return keras_json.graph_from_keras_json(data, name=text)
+
+def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
+    """``keras:NAME``, a ``.keras`` archive, or a ``.json`` file: a Keras model's JSON or an
+    architecture file (told apart by their keys; the Keras encoder is imported only for the
+    former)."""
     path = Path(text)
-    if path.suffix.lower() == ".keras":
-        return keras_json.graph_from_keras_json(keras_json.read_keras_file(path), name=text)
+    if text.startswith("keras:") or path.suffix.lower() == ".keras":
+        from rfa_toolbox.encoders import keras
+
+        if text.startswith("keras:"):
+            data = keras.load_keras_application(text.split(":", 1)[1])
+        else:
+            data = keras.read_keras_file(path)
+        return keras.graph_from_keras_json(data, name=text, handlers=handlers)
     data = read_spec_file(path)
-    if keras_json.is_keras_json(data):
-        return keras_json.graph_from_keras_json(data, name=text)
+    if looks_like_keras_json(data):
+        from rfa_toolbox.encoders import keras
+
+        return keras.graph_from_keras_json(data, name=text, handlers=handlers)
     try:
         return graph_from_spec(data, default_name=path.stem)
     except RFAError as exc:
@@ -88,22 +113,22 @@ def _keras_or_spec(text: str) -> Graph:
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
-                 allow_unknown: bool, structure: Any = None) -> Graph:
-    from rfa_toolbox.encoders import torch_jit, torch_models
+                 allow_unknown: bool, structure: Any, handlers: Mapping[str, Any] | None) -> Graph:
+    from rfa_toolbox.encoders.torch import encode, models
 
-    if isinstance(model, str):
-        named = torch_models.load(model)
+    if isinstance(model, (str, Path)):
+        named = models.load(str(model))
         if isinstance(named.module, Graph):  # a framework-free graph defined in Python
             return named.module
     else:
-        named = torch_models.TorchModel(model, type(model).__name__)
+        named = models.TorchModel(model, type(model).__name__)
     if structure is not None:
         from rfa_toolbox.rfsearch import apply_structure
 
         apply_structure(named.module, structure)
-    inputs = torch_models.make_inputs(named, resolution, input_shape)
-    return torch_jit.encode(named.module, inputs, name=named.name, strict=strict,
-                            allow_unknown=allow_unknown)
+    inputs = models.make_inputs(named, resolution, input_shape)
+    return encode(named.module, inputs, name=named.name, strict=strict,
+                  allow_unknown=allow_unknown, handlers=handlers)
 
 
 def model_name(model: ModelLike, graph: Graph) -> str:

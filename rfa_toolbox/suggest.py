@@ -12,24 +12,35 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from .analysis import UNPRODUCTIVE, Report, analyze_graph
-from .graph import Graph, Layer, Transfer, plain
-from .receptive_field import NodeRF, propagate
+from .analysis import Analysis, Status, analyze_graph
+from .graph import Graph, Layer, TextEnum, Transfer, plain
+from .receptive_field import NodeRF
+
+
+class EditKind(TextEnum):
+    """What an `Edit` changes."""
+
+    STRIDE = "stride"  #: the stride of downsampling layers
+    KERNEL = "kernel"  #: the kernel of the stem
+    REMOVE = "remove"  #: whole modules, bypassed
 
 
 @dataclass
 class Edit:
-    """One change: ``kind`` is "stride", "kernel" or "remove"; ``layers`` the graph nodes it
-    touches; ``before``/``after`` the per-axis values (stride, kernel) of each layer."""
+    """One change: its ``kind``; ``layers`` the graph nodes it touches; ``before``/``after``
+    the per-axis values (stride, kernel) of each layer."""
 
-    kind: str
+    kind: EditKind
     layers: list[str]
     description: str
-    before: dict[str, list] = field(default_factory=dict)
-    after: dict[str, list] = field(default_factory=dict)
+    before: dict[str, list[Any]] = field(default_factory=dict)
+    after: dict[str, list[Any]] = field(default_factory=dict)
     modules: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.kind = EditKind(self.kind)  # "stride" is accepted for EditKind.STRIDE
 
 
 @dataclass
@@ -42,8 +53,8 @@ class Suggestion:
     fully_utilized: bool
     params_before: Optional[int]
     params_after: Optional[int]
-    flops_before: Optional[int]
-    flops_after: Optional[int]
+    macs_before: Optional[int]  #: multiply-accumulates of the convs and dense layers
+    macs_after: Optional[int]
     new_widths: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
@@ -53,11 +64,21 @@ class Suggestion:
         return "; ".join(edit.description for edit in self.edits)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for the JSON report."""
-        data = asdict(self)
-        data["description"] = self.description
-        data["r"], data["max_resolution"] = list(self.r), list(self.max_resolution)
-        return data
+        """Plain data for the JSON report (schema v1 names the MACs ``flops_before`` and
+        ``flops_after``)."""
+        return {
+            "edits": [asdict(edit) for edit in self.edits],
+            "r": list(self.r),
+            "max_resolution": list(self.max_resolution),
+            "fully_utilized": self.fully_utilized,
+            "params_before": self.params_before,
+            "params_after": self.params_after,
+            "flops_before": self.macs_before,
+            "flops_after": self.macs_after,
+            "new_widths": dict(self.new_widths),
+            "notes": list(self.notes),
+            "description": self.description,
+        }
 
 
 # -- cost ---------------------------------------------------------------------------------------
@@ -89,12 +110,12 @@ def total_macs(graph: Graph) -> Optional[int]:
     return sum(counts) if counts else None
 
 
-def _jump(node: NodeRF) -> tuple:
+def _jump(node: NodeRF) -> tuple[Any, ...]:
     return tuple(a.mins[0][1] if a.mins else None for a in node)
 
 
-def _scaled_macs(before: Graph, after: Graph, rf_before: dict, rf_after: dict,
-                 kernel_scale: dict[str, float]) -> Optional[int]:
+def _scaled_macs(before: Graph, after: Graph, rf_before: dict[str, NodeRF],
+                 rf_after: dict[str, NodeRF], kernel_scale: dict[str, float]) -> Optional[int]:
     """MACs after an edit: a layer's output positions scale with 1/jump on each axis."""
     total, known = 0, False
     for layer in after:
@@ -112,15 +133,15 @@ def _scaled_macs(before: Graph, after: Graph, rf_before: dict, rf_after: dict,
 
 # -- candidates -------------------------------------------------------------------------------
 
-def _input_jump(graph: Graph, rf: dict, name: str) -> Optional[tuple]:
+def _input_jump(graph: Graph, rf: dict[str, NodeRF], name: str) -> Optional[tuple[Any, ...]]:
     preds = graph.predecessors(name)
     return _jump(rf[preds[0]]) if preds else None
 
 
-def downsampling_sites(graph: Graph, rf: dict) -> list[list[str]]:
+def downsampling_sites(graph: Graph, rf: dict[str, NodeRF]) -> list[list[str]]:
     """Strided windows grouped by the jump they start from: the parallel layers of one
     transition (a block's strided conv and its shortcut) share a site and change together."""
-    sites: dict[tuple, list[str]] = {}
+    sites: dict[tuple[Any, ...], list[str]] = {}
     for name in graph.topological_order():
         layer = graph[name]
         if layer.transfer is Transfer.WINDOW and layer.computes and any(s > 1 for s in layer.stride):
@@ -133,11 +154,13 @@ def downsampling_sites(graph: Graph, rf: dict) -> list[list[str]]:
 def _stride_edits(graph: Graph, site: list[str]) -> list[Edit]:
     edits = []
     strides = {name: list(graph[name].stride) for name in site}
-    for label, change in (("to 1", lambda s: 1), ("halved", lambda s: s // 2 if s >= 4 else s)):
+    changes: tuple[tuple[str, Callable[[Any], Any]], ...] = (
+        ("to 1", lambda s: 1), ("halved", lambda s: s // 2 if s >= 4 else s))
+    for label, change in changes:
         after = {name: [change(s) if s > 1 else s for s in ss] for name, ss in strides.items()}
         if after != strides and all(all(s >= 1 for s in ss) for ss in after.values()):
             shown = ", ".join(site[:3]) + (f" (+{len(site) - 3})" if len(site) > 3 else "")
-            edits.append(Edit("stride", list(site), f"stride of {shown} {label}",
+            edits.append(Edit(EditKind.STRIDE, list(site), f"stride of {shown} {label}",
                               {n: [plain(s) for s in strides[n]] for n in site},
                               {n: [plain(s) for s in after[n]] for n in site},
                               sorted({graph[n].module for n in site if graph[n].module})))
@@ -154,7 +177,7 @@ def _stem_kernel_edits(graph: Graph) -> list[Edit]:
             for target in sorted({max(3, k - 2) for k in layer.kernel} | {3}, reverse=True):
                 new = [min(k, target) if k > 3 else k for k in layer.kernel]
                 if new != list(layer.kernel) and all(k >= s for k, s in zip(new, layer.stride)):
-                    edits.append(Edit("kernel", [name], f"stem kernel of {name} {'x'.join(map(str, layer.kernel))}"
+                    edits.append(Edit(EditKind.KERNEL, [name], f"stem kernel of {name} {'x'.join(map(str, layer.kernel))}"
                                       f" -> {'x'.join(map(str, new))}", {name: list(layer.kernel)},
                                       {name: new}, [layer.module] if layer.module else []))
             return edits
@@ -165,9 +188,10 @@ def _module_of(layer: Layer) -> str:
     return layer.module or layer.name
 
 
-def removable_modules(graph: Graph, report: Report) -> list[list[str]]:
+def removable_modules(analysis: Analysis) -> list[list[str]]:
     """Node groups of the largest modules whose computing layers are all unproductive."""
-    status = {row.name: row.status for row in report.layers}
+    graph = analysis.graph
+    status = {row.name: row.status for row in analysis.report.layers}
     members: dict[str, list[str]] = {}
     for name in graph.topological_order():
         parts = _module_of(graph[name]).split(".")
@@ -175,8 +199,9 @@ def removable_modules(graph: Graph, report: Report) -> list[list[str]]:
             members.setdefault(".".join(parts[:depth]), []).append(name)
     bad = {m for m, names in members.items()
            if any(graph[n].computes for n in names)
-           and all(status[n] == UNPRODUCTIVE for n in names if graph[n].computes and status[n] != "head")
-           and not any(status[n] == "head" for n in names)}
+           and all(status[n] is Status.UNPRODUCTIVE for n in names
+                   if graph[n].computes and status[n] is not Status.HEAD)
+           and not any(status[n] is Status.HEAD for n in names)}
     maximal = [m for m in bad if not any(m.startswith(p + ".") for p in bad)]
     order = {name: i for i, name in enumerate(graph.topological_order())}
     groups = [members[m] for m in maximal if _keeps_shape(graph, members[m])]
@@ -194,7 +219,7 @@ def _keeps_shape(graph: Graph, names: list[str]) -> bool:
 def _remove_edit(graph: Graph, groups: list[list[str]]) -> Edit:
     names = [n for group in groups for n in group]
     modules = sorted({_common_module(graph, group) for group in groups})
-    return Edit("remove", names, f"remove {', '.join(modules[:4])}"
+    return Edit(EditKind.REMOVE, names, f"remove {', '.join(modules[:4])}"
                 + (f" (+{len(modules) - 4})" if len(modules) > 4 else "")
                 + " (all unproductive)", modules=modules)
 
@@ -215,19 +240,19 @@ def apply_to_graph(graph: Graph, edits: list[Edit]) -> Graph:
     """A copy of ``graph`` with ``edits`` applied (strides and kernels set, modules bypassed)."""
     out = graph.copy()
     for edit in edits:
-        if edit.kind == "stride":
+        if edit.kind is EditKind.STRIDE:
             for name in edit.layers:
                 out.replace(out[name].with_changes(stride=tuple(edit.after[name])))
-        elif edit.kind == "kernel":
+        elif edit.kind is EditKind.KERNEL:
             for name in edit.layers:
                 out.replace(out[name].with_changes(kernel=tuple(edit.after[name])))
-        elif edit.kind == "remove":
+        elif edit.kind is EditKind.REMOVE:
             for name in edit.layers:
                 out.bypass(name)
     return out
 
 
-def _widening(graph: Graph, rf: dict, removed: list[str]) -> dict[str, int]:
+def _widening(graph: Graph, rf: dict[str, NodeRF], removed: list[str]) -> dict[str, int]:
     """New output widths of the stage before the removed layers that keep the parameter count
     (conv parameters grow with the square of the width)."""
     removed_set = set(removed)
@@ -240,9 +265,9 @@ def _widening(graph: Graph, rf: dict, removed: list[str]) -> dict[str, int]:
         return {}
     stage_jump = _jump(rf[before[-1]])
     stage = [n for n in before if _jump(rf[n]) == stage_jump]
-    kept = sum(graph[n].params for n in stage)
+    kept = sum(graph[n].params or 0 for n in stage)
     scale = math.sqrt((kept + gone) / kept)
-    return {n: max(8, int(round(graph[n].out_channels * scale / 8)) * 8) for n in stage}
+    return {n: max(8, int(round((graph[n].out_channels or 0) * scale / 8)) * 8) for n in stage}
 
 
 ADAPTIVE_NOTE = ("an estimate: the adaptive pooling ({}) adapts its window to the feature-map"
@@ -251,19 +276,19 @@ ADAPTIVE_NOTE = ("an estimate: the adaptive pooling ({}) adapts its window to th
 
 # -- the search -------------------------------------------------------------------------------
 
-def _distance(r: tuple, resolution: tuple) -> float:
+def _distance(r: tuple[Any, ...], resolution: tuple[int, ...]) -> float:
     """How far r is below R (the smallest margin over the axes); infinite when not below."""
     margins = [R - v for v, R in zip(r, resolution) if v is not None]
     return min(margins) if margins and min(margins) > 0 else math.inf
 
 
-def suggest(graph: Graph, report: Report, limit: int = 10) -> list[Suggestion]:
-    """Ranked, verified suggestions for ``graph`` analyzed in ``report``: fully utilized first,
-    then fewest edits, then r closest below R (just enough), then the smallest FLOPs increase.
-    A model that is already fully utilized gets none."""
+def rank_suggestions(analysis: Analysis, limit: int = 10) -> list[Suggestion]:
+    """Ranked, verified suggestions for the analyzed model: fully utilized first, then fewest
+    edits, then r closest below R (just enough), then the smallest MACs increase. A model that
+    is already fully utilized gets none."""
+    graph, rf, report = analysis.graph, analysis.rf, analysis.report
     if report.fully_utilized:
         return []
-    rf = propagate(graph)
     candidates: list[list[Edit]] = []
     site_edits = [_stride_edits(graph, site) for site in downsampling_sites(graph, rf)]
     singles = [edit for edits in site_edits for edit in edits]
@@ -271,7 +296,7 @@ def suggest(graph: Graph, report: Report, limit: int = 10) -> list[Suggestion]:
     for a, b in itertools.combinations(range(len(site_edits)), 2):
         candidates += [[ea, eb] for ea in site_edits[a] for eb in site_edits[b]]
     candidates += [[edit] for edit in _stem_kernel_edits(graph)]
-    groups = removable_modules(graph, report)
+    groups = removable_modules(analysis)
     if groups:
         candidates += [[_remove_edit(graph, groups)]]
         if len(groups) > 1:
@@ -280,15 +305,14 @@ def suggest(graph: Graph, report: Report, limit: int = 10) -> list[Suggestion]:
     adaptive = [layer.name for layer in graph if layer.op.startswith("adaptive_")]
     out = []
     for edits in candidates:
-        edited = apply_to_graph(graph, edits)
-        after = analyze_graph(edited, report.resolution, model=report.model)
-        rf_after = propagate(edited)
+        edited = analyze_graph(apply_to_graph(graph, edits), report.resolution, model=report.model)
+        after = edited.report
         kernel_scale = {n: math.prod(e.after[n]) / math.prod(e.before[n])
-                        for e in edits if e.kind == "kernel" for n in e.layers}
+                        for e in edits if e.kind is EditKind.KERNEL for n in e.layers}
         widths = {}
-        params_after = total_params(edited)
-        macs_after = _scaled_macs(graph, edited, rf, rf_after, kernel_scale)
-        removed = [n for e in edits if e.kind == "remove" for n in e.layers]
+        params_after = total_params(edited.graph)
+        macs_after = _scaled_macs(graph, edited.graph, rf, edited.rf, kernel_scale)
+        removed = [n for e in edits if e.kind is EditKind.REMOVE for n in e.layers]
         if removed:
             widths = _widening(graph, rf, removed)
             if widths and params is not None:
@@ -297,10 +321,10 @@ def suggest(graph: Graph, report: Report, limit: int = 10) -> list[Suggestion]:
             params_after = params_after - sum(
                 round((graph[n].params or 0) * (1 - s)) for n, s in kernel_scale.items())
         notes = [ADAPTIVE_NOTE.format(", ".join(adaptive[:3]))] if adaptive and any(
-            e.kind != "kernel" for e in edits) else []
+            e.kind is not EditKind.KERNEL for e in edits) else []
         out.append(Suggestion(edits, after.r, after.max_resolution, after.fully_utilized,
                               params, params_after, macs, macs_after, widths, notes))
-    flops = macs or 0
+    base = macs or 0
     out.sort(key=lambda s: (not s.fully_utilized, len(s.edits), _distance(s.r, report.resolution),
-                            (s.flops_after or flops) - flops))
+                            (s.macs_after or base) - base))
     return out[:limit]

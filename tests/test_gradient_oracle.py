@@ -87,7 +87,7 @@ from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from rfa_toolbox import propagate  # noqa: E402
-from rfa_toolbox.encoders.torch_jit import encode  # noqa: E402
+from rfa_toolbox.encoders.torch import encode  # noqa: E402
 
 AXES = 2          # the random networks are 2-D; the two axes get independent parameters
 MAX_SIDE = 480    # largest input side the property tests accept (keeps every example fast)

@@ -13,7 +13,7 @@ keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
 
 from rfa_toolbox import analyze  # noqa: E402
-from rfa_toolbox.encoders.keras_json import (  # noqa: E402
+from rfa_toolbox.encoders.keras import (  # noqa: E402
     KerasFormatError, graph_from_keras_json,
 )
 from rfa_toolbox.sources import load_graph  # noqa: E402
@@ -198,7 +198,8 @@ def test_cli_keras_application(rfa):
 
 
 def test_registered_handler_for_a_custom_layer():
-    from rfa_toolbox.encoders.keras_json import HANDLERS, KOp, register_handler
+    from rfa_toolbox.encoders.keras import KOp, register_handler
+    from rfa_toolbox.encoders.keras.ir import REGISTERED
 
     data = json.loads(json.dumps(KERAS2))
     data["config"]["layers"][4] = {"class_name": "BlurPool2D", "name": "blur",
@@ -206,14 +207,20 @@ def test_registered_handler_for_a_custom_layer():
                                    "inbound_nodes": [[["add", 0, 0, {}]]]}
     data["config"]["output_layers"] = [["blur", 0, 0]]
     assert graph_from_keras_json(data).unknown_ops == ["BlurPool2D (blur)"]
-    register_handler("BlurPool2D", lambda config, inputs, ndim: KOp(
-        "avg_pool", dict(kernel=[config["kernel_size"]] * ndim, stride=[config["stride"]] * ndim)))
+    def blur(config, inputs, ndim):
+        return KOp("avg_pool", dict(kernel=[config["kernel_size"]] * ndim,
+                                    stride=[config["stride"]] * ndim))
+
+    # for one call only: add: (3, 11) at j 2; blur 3/2: + 2*2 -> (7, 15)
+    graph = graph_from_keras_json(data, handlers={"BlurPool2D": blur})
+    assert not graph.unknown_ops and rf(graph, "blur") == ((7, 7), (15, 15))
+    assert graph_from_keras_json(data).unknown_ops == ["BlurPool2D (blur)"]
+    register_handler("BlurPool2D", blur)  # for every later call
     try:
         graph = graph_from_keras_json(data)
-        # add: (3, 11) at j 2; blur 3/2: + 2*2 -> (7, 15)
         assert not graph.unknown_ops and rf(graph, "blur") == ((7, 7), (15, 15))
     finally:
-        del HANDLERS["BlurPool2D"]
+        del REGISTERED["BlurPool2D"]
 
 
 def test_channels_first_model():

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from rfa_toolbox import GraphBuilder, RFAError, analyze, load_spec
-from rfa_toolbox.analysis import BORDER, HEAD, OK, UNDERUTILIZED, UNPRODUCTIVE
+from rfa_toolbox import GraphBuilder, RFAError, Status, analysis_of, analyze, load_spec
 from rfa_toolbox.grouping import group_rows
-from rfa_toolbox.render import COLORS, render_report, save_diagram
+from rfa_toolbox.render import COLORS, render_analysis, save_diagram
 
 from conftest import EXAMPLES
 
@@ -92,20 +91,20 @@ def chain_graph() -> GraphBuilder:
 
 def test_colours_are_distinct():
     assert len(set(COLORS.values())) == len(COLORS)
-    assert set(COLORS) == {OK, UNPRODUCTIVE, UNDERUTILIZED, BORDER, HEAD}
+    assert set(COLORS) == {Status.OK, Status.UNPRODUCTIVE, Status.UNDERUTILIZED, Status.BORDER, Status.HEAD}
 
 
 def test_resnet18_colours_are_the_findings(resnet18, tmp_path):
     graph, report = resnet18
     assert len(report.unproductive) == 3 and len(report.underutilized) == 6
-    path, message = save_diagram(render_report(report, graph), tmp_path / "resnet18.svg")
+    path, message = save_diagram(render_analysis(analysis_of(graph, report.resolution)), tmp_path / "resnet18.svg")
     assert (path, message) == (tmp_path / "resnet18.svg", None)
     fills, edges = parse_svg(path)
 
-    assert with_color(fills, UNPRODUCTIVE) == set(report.unproductive)
-    assert with_color(fills, UNDERUTILIZED) == set(report.underutilized)
-    assert with_color(fills, BORDER) == set(report.border) == set()
-    assert with_color(fills, HEAD) == {"avgpool", "fc"}
+    assert with_color(fills, Status.UNPRODUCTIVE) == set(report.unproductive)
+    assert with_color(fills, Status.UNDERUTILIZED) == set(report.underutilized)
+    assert with_color(fills, Status.BORDER) == set(report.border) == set()
+    assert with_color(fills, Status.HEAD) == {"avgpool", "fc"}
     for name, fill in fills.items():
         assert fill == COLORS[report.layer(name).status], name
 
@@ -131,7 +130,7 @@ def test_resnet18_colours_are_the_findings(resnet18, tmp_path):
 
 def test_unfolded_diagram_has_every_op(resnet18, tmp_path):
     graph, report = resnet18
-    path, _ = save_diagram(render_report(report, graph, fold_neutral=False), tmp_path / "all.svg")
+    path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution), fold_neutral=False), tmp_path / "all.svg")
     fills, edges = parse_svg(path)
     assert set(fills) == {row.name for row in report.layers}  # layer1.0.relu:1 included
     assert edges == set(graph.nx.edges)
@@ -141,7 +140,7 @@ def test_unfolded_diagram_has_every_op(resnet18, tmp_path):
 
 def test_labels_show_window_rf_and_shape(resnet18):
     graph, report = resnet18
-    source = render_report(report, graph).source
+    source = render_analysis(analysis_of(graph, report.resolution)).source
     line = next(l for l in source.splitlines() if 'id="layer2.0.conv1"' in l)
     assert "conv k3 s2" in line and "r_min 19, r_max 51" in line and "128x4x4" in line
     assert "+ norm, relu" in line
@@ -157,12 +156,12 @@ def test_nonsquare_resolution_border_layers(tmp_path):
     assert report.border == [f"conv{i}" for i in range(13, 21)]
     assert report.underutilized == ["conv21"]
     assert report.unproductive == ["conv22"]
-    path, _ = save_diagram(render_report(report, graph), tmp_path / "chain.svg")
+    path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution)), tmp_path / "chain.svg")
     fills, edges = parse_svg(path)
-    assert with_color(fills, BORDER) == set(report.border)
-    assert with_color(fills, UNDERUTILIZED) == {"conv21"}
-    assert with_color(fills, UNPRODUCTIVE) == {"conv22"}
-    assert with_color(fills, HEAD) == {"gap", "fc"}
+    assert with_color(fills, Status.BORDER) == set(report.border)
+    assert with_color(fills, Status.UNDERUTILIZED) == {"conv21"}
+    assert with_color(fills, Status.UNPRODUCTIVE) == {"conv22"}
+    assert with_color(fills, Status.HEAD) == {"gap", "fc"}
     assert set(fills) == {"image", "add6", "gap", "fc"} | {f"conv{i}" for i in range(1, 23)}
     # relu5 (folded into conv5) fed conv6 and add6; relu6 feeds add6
     assert {("conv5", "conv6"), ("conv5", "add6"), ("conv6", "add6"), ("add6", "conv7"),
@@ -180,17 +179,17 @@ def test_odd_names_are_safe(tmp_path):
     graph = b.build()
     report = analyze(graph, 8)
     for fold in (True, False):
-        path, _ = save_diagram(render_report(report, graph, fold_neutral=fold), tmp_path / "odd.svg")
+        path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution), fold_neutral=fold), tmp_path / "odd.svg")
         fills, edges = parse_svg(path)
         assert set(fills) == {"in:put", *names}
         assert ("in:put", "a:b") in edges
-        red = with_color(fills, UNPRODUCTIVE)
+        red = with_color(fills, Status.UNPRODUCTIVE)
         assert len(red) == len(report.unproductive) > 0
 
 
 def test_png_pdf_dot_files(tmp_path):
     graph = load_spec(EXAMPLES / "vgg_style.yaml")
-    diagram = render_report(analyze(graph, 224), graph)
+    diagram = render_analysis(analysis_of(graph, 224))
     magic = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-", "svg": b"<?xml"}
     for fmt, head in magic.items():
         path, message = save_diagram(diagram, tmp_path / f"vgg.{fmt.upper()}")
@@ -205,43 +204,41 @@ def test_png_pdf_dot_files(tmp_path):
 
 def test_depth_groups_modules(resnet18, tmp_path):
     graph, report = resnet18
-    path, _ = save_diagram(render_report(report, graph, depth=1), tmp_path / "d1.svg")
+    path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution), depth=1), tmp_path / "d1.svg")
     fills, edges = parse_svg(path)
     assert set(fills) == {"x", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4",
                           "avgpool", "fc"}
-    assert fills["layer1"] == fills["conv1"] == COLORS[OK]
-    assert fills["layer2"] == COLORS[UNDERUTILIZED]
-    assert fills["layer3"] == fills["layer4"] == COLORS[UNPRODUCTIVE]
-    assert fills["avgpool"] == fills["fc"] == COLORS[HEAD]
+    assert fills["layer1"] == fills["conv1"] == COLORS[Status.OK]
+    assert fills["layer2"] == COLORS[Status.UNDERUTILIZED]
+    assert fills["layer3"] == fills["layer4"] == COLORS[Status.UNPRODUCTIVE]
+    assert fills["avgpool"] == fills["fc"] == COLORS[Status.HEAD]
     worst = {row.name: row.status for row in group_rows(report, 1)}
     assert all(fill == COLORS[worst[name]] for name, fill in fills.items())
     chain = ["x", "conv1", "maxpool", "layer1", "layer2", "layer3", "layer4", "avgpool", "fc"]
     assert edges == set(zip(chain, chain[1:]))
 
-    path, _ = save_diagram(render_report(report, graph, depth=1, fold_neutral=False),
+    path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution), depth=1, fold_neutral=False),
                            tmp_path / "d1all.svg")
     fills, edges = parse_svg(path)
     assert {"bn1", "relu", "view"} <= set(fills)
     assert ("conv1", "bn1") in edges and ("avgpool", "view") in edges
 
-    source = render_report(report, graph, depth=2).source
+    source = render_analysis(analysis_of(graph, report.resolution), depth=2).source
     assert 'id="layer3.1"' in source and 'id="layer3.1.conv2"' not in source
 
 
 def test_rankdir_and_bad_arguments(tmp_path):
     graph = load_spec(EXAMPLES / "vgg_style.yaml")
     report = analyze(graph, 224)
-    assert "rankdir=LR" in render_report(report, graph, rankdir="LR").source
-    assert "rankdir=TB" in render_report(report, graph).source
+    assert "rankdir=LR" in render_analysis(analysis_of(graph, report.resolution), rankdir="LR").source
+    assert "rankdir=TB" in render_analysis(analysis_of(graph, report.resolution)).source
     with pytest.raises(RFAError, match="rankdir"):
-        render_report(report, graph, rankdir="BT")
+        render_analysis(analysis_of(graph, report.resolution), rankdir="BT")
     with pytest.raises(RFAError, match="depth"):
-        render_report(report, graph, depth=0)
-    diagram = render_report(report, graph)
+        render_analysis(analysis_of(graph, report.resolution), depth=0)
+    diagram = render_analysis(analysis_of(graph, report.resolution))
     with pytest.raises(RFAError, match=r"\.svg, \.png, \.pdf, \.dot"):
         save_diagram(diagram, tmp_path / "vgg.jpg")
-    with pytest.raises(RFAError, match="does not match"):
-        render_report(analyze(chain_graph().build(), 32), graph)
     assert "image/svg+xml" in diagram._repr_mimebundle_()  # shows itself in Jupyter
 
 
@@ -250,10 +247,10 @@ def test_missing_dot_writes_source(tmp_path):
     empty.mkdir()
     script = textwrap.dedent(f"""
         import json
-        from rfa_toolbox import analyze, load_spec
-        from rfa_toolbox.render import render_report, save_diagram
+        from rfa_toolbox import analysis_of, load_spec
+        from rfa_toolbox.render import render_analysis, save_diagram
         graph = load_spec({str(EXAMPLES / "vgg_style.yaml")!r})
-        path, message = save_diagram(render_report(analyze(graph, 224), graph),
+        path, message = save_diagram(render_analysis(analysis_of(graph, 224)),
                                      {str(tmp_path / "out" / "vgg.svg")!r})
         print(json.dumps([str(path), message]))
     """)
@@ -298,12 +295,12 @@ def test_500_ops_render(tmp_path):
     # depth 2: image, stem, 70 blocks, head.pool (with the flatten folded in), head.fc
     for options, nodes in (({}, computing), ({"fold_neutral": False}, len(graph)), ({"depth": 2}, 74)):
         start = time.perf_counter()
-        path, _ = save_diagram(render_report(report, graph, **options), tmp_path / "big.svg")
+        path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution), **options), tmp_path / "big.svg")
         print(f"{len(graph)} ops, {options}: {time.perf_counter() - start:.2f} s")
         fills, _ = parse_svg(path)
         assert len(fills) == nodes
-        assert with_color(fills, UNPRODUCTIVE) == (
-            {row.name for row in group_rows(report, 2) if row.status == UNPRODUCTIVE}
+        assert with_color(fills, Status.UNPRODUCTIVE) == (
+            {row.name for row in group_rows(report, 2) if row.status == Status.UNPRODUCTIVE}
             if "depth" in options else set(report.unproductive)
         )
 
@@ -323,12 +320,12 @@ def test_folding_rules(tmp_path):
     b.dense(b.flatten(b.global_pool(s, name="gap"), name="flat"), name="fc")
     graph = b.build()
     report = analyze(graph, 64)
-    path, _ = save_diagram(render_report(report, graph), tmp_path / "fold.svg")
+    path, _ = save_diagram(render_analysis(analysis_of(graph, report.resolution)), tmp_path / "fold.svg")
     fills, edges = parse_svg(path)
     assert set(fills) == {"in", "c1", "pool", "c2", "c3", "two_inputs", "sum", "gap", "fc"}
     assert edges == {("in", "c1"), ("c1", "pool"), ("c1", "c2"), ("c1", "c3"),
                      ("c2", "two_inputs"), ("c3", "two_inputs"), ("two_inputs", "sum"),
                      ("pool", "sum"), ("sum", "gap"), ("gap", "fc")}
-    source = render_report(report, graph).source
+    source = render_analysis(analysis_of(graph, report.resolution)).source
     assert "folded: bn1 (batch_norm), r1 (relu)" in source
     assert "folded: flat (flatten)" in source

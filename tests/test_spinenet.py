@@ -41,7 +41,7 @@ _TRACES: dict = {}
 def traced(example, variant: str, size: tuple[int, int]):
     """The example traced on a (non-square) input; traced once per variant and size."""
     import torch
-    from rfa_toolbox.encoders.torch_jit import encode
+    from rfa_toolbox.encoders.torch import encode
 
     if (variant, size) not in _TRACES:
         torch.manual_seed(0)

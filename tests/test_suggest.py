@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from rfa_toolbox import GraphBuilder, analyze, suggest
+from rfa_toolbox import GraphBuilder, analysis_of, analyze, suggest
 from rfa_toolbox.suggest import total_macs
 
 from conftest import EXAMPLES
@@ -56,9 +56,9 @@ def test_fully_utilized_model_gets_no_suggestion():
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from rfa_toolbox.encoders.torch_edit import EditError, apply_edits  # noqa: E402
-from rfa_toolbox.encoders.torch_jit import encode  # noqa: E402
-from rfa_toolbox.suggest import suggest as suggest_graph  # noqa: E402
+from rfa_toolbox.encoders.torch.edit import EditError, apply_edits  # noqa: E402
+from rfa_toolbox.encoders.torch import encode  # noqa: E402
+from rfa_toolbox.suggest import rank_suggestions  # noqa: E402
 
 
 def test_resnet50_macs_match_torchvision_documentation():
@@ -72,8 +72,7 @@ def _edited_r(name, resolution, pick):
     model = torchvision.models.get_model(name, weights=None).eval()
     x = torch.rand(1, 3, resolution, resolution)
     graph = encode(model, x)
-    report = analyze(graph, resolution)
-    chosen = pick(suggest_graph(graph, report, limit=50))
+    chosen = pick(rank_suggestions(analysis_of(graph, resolution), limit=50))
     edited = apply_edits(model, chosen, graph)
     return chosen, analyze(encode(edited, x), resolution)
 
@@ -99,9 +98,9 @@ def test_shape_changing_removal_cannot_be_applied():
     x = torch.rand(1, 3, 8, 8)
     graph = encode(model, x)
     report = analyze(graph, 4)
-    from rfa_toolbox.suggest import Edit, Suggestion
+    from rfa_toolbox.suggest import Edit, EditKind, Suggestion
 
-    fake = Suggestion([Edit("remove", ["3"], "remove 3", modules=["3"])], (1, 1), (1, 1), True,
+    fake = Suggestion([Edit(EditKind.REMOVE, ["3"], "remove 3", modules=["3"])], (1, 1), (1, 1), True,
                       None, None, None, None)
     with pytest.raises(EditError, match="changes the shape"):
         apply_edits(model, fake, graph)

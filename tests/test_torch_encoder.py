@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 import pytest
 
@@ -11,9 +13,8 @@ import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
 from rfa_toolbox import Transfer, analyze, propagate  # noqa: E402
-from rfa_toolbox.encoders.torch_jit import (  # noqa: E402
-    HANDLERS, Op, TraceError, encode, register_handler,
-)
+from rfa_toolbox.encoders.torch import Op, TraceError, encode, register_handler  # noqa: E402
+from rfa_toolbox.encoders.torch.ir import REGISTERED  # noqa: E402
 
 from conftest import paper_values, rf  # noqa: E402
 
@@ -198,14 +199,53 @@ def test_unknown_op_that_changes_the_shape_is_an_error():
     assert analyze(Unfolding(), 16, allow_unknown=True).unknown_ops
 
 
-def test_registered_handler_is_used():
-    register_handler("aten::im2col", lambda call: Op("unfold", Transfer.WINDOW, True,
-                                                        window={0: (3, 1, 1), 1: (3, 1, 1)}))
+def _im2col(call):
+    return Op("unfold", Transfer.WINDOW, True, window={0: (3, 1, 1), 1: (3, 1, 1)})
+
+
+def test_handlers_for_one_call_are_not_seen_by_the_next():
+    x = torch.rand(1, 3, 16, 16)
+    graph = encode(Unfolding(), x, handlers={"im2col": _im2col})  # aten:: is implied
+    assert analyze(graph, 16).r == (3, 3) and not graph.unknown_ops
+    assert analyze(Unfolding(), 16, handlers={"aten::im2col": _im2col}).r == (3, 3)
+    with pytest.raises(TraceError, match="no handler for the op aten::im2col"):
+        encode(Unfolding(), x)
+    with pytest.raises(TraceError, match="not a function"):
+        encode(Unfolding(), x, handlers={"aten::im2col": "unfold"})
+
+
+UNFOLDING_FILE = """
+import torch.nn.functional as F
+from torch import nn
+
+
+class Unfolding(nn.Module):
+    def forward(self, x):
+        return F.unfold(x, 3).view(1, 27, 14, 14)
+
+
+model = Unfolding()
+"""
+
+
+def test_registered_handler_is_seen_by_the_api_and_the_cli_in_process(tmp_path, capsys):
+    from rfa_toolbox.cli import main
+
+    path = tmp_path / "unfolding.py"
+    path.write_text(UNFOLDING_FILE)
+    register_handler("aten::im2col", _im2col)
     try:
         report = analyze(Unfolding(), 16)
         assert report.r == (3, 3) and not report.unknown_ops
+        try:
+            main(["analyze", str(path), "--res", "16", "-f", "json"])
+        except SystemExit as done:  # only on failure: success returns
+            raise AssertionError(f"rfa exited with {done.code}: {capsys.readouterr().err}") from None
+        assert json.loads(capsys.readouterr().out)["r"] == [3, 3]
     finally:
-        del HANDLERS["aten::im2col"]
+        del REGISTERED["aten::im2col"]
+    with pytest.raises(TraceError, match="no handler"):
+        analyze(Unfolding(), 16)
 
 
 def test_data_dependent_control_flow_is_an_error():

@@ -7,7 +7,7 @@ from typing import Any
 
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
-from rfa_toolbox.suggest import Suggestion
+from rfa_toolbox.suggest import EditKind, Suggestion
 
 
 class EditError(RFAError):
@@ -57,14 +57,14 @@ def apply_edits(model: Any, suggestion: Suggestion, graph: Graph) -> Any:
 
     edited = copy.deepcopy(model)
     for edit in suggestion.edits:
-        if edit.kind == "stride":
+        if edit.kind is EditKind.STRIDE:
             for node in edit.layers:
                 _set_stride(_submodule(edited, graph[node].module or "", node), edit.after[node], node)
-        elif edit.kind == "kernel":
+        elif edit.kind is EditKind.KERNEL:
             for node in edit.layers:
                 path = graph[node].module or ""
                 _replace(edited, path, _smaller_conv(_submodule(edited, path, node), edit.after[node]))
-        elif edit.kind == "remove":
+        elif edit.kind is EditKind.REMOVE:
             for path in edit.modules:
                 first = next(n for n in edit.layers if (graph[n].module or "").startswith(path))
                 last = [n for n in edit.layers if (graph[n].module or "").startswith(path)][-1]

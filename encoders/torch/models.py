@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.resolution import parse_resolution
+from rfa_toolbox.sources import is_torch_module, is_torch_module_class
 
 FACTORIES = ("build_model", "create_model", "get_model")
 
@@ -33,12 +34,6 @@ class TorchModel:
     module: Any
     name: str
     example_inputs: Optional[Callable[..., Any]] = None
-
-
-def is_torch_module(obj: Any) -> bool:
-    """True for a ``torch.nn.Module`` instance (checked without importing torch)."""
-    return any(c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module"
-               for c in type(obj).__mro__)
 
 
 def load(source: str) -> TorchModel:
@@ -135,9 +130,7 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
 def _module_classes(module: Any) -> list[type]:
     out = []
     for value in vars(module).values():
-        if inspect.isclass(value) and value.__module__ == module.__name__ and any(
-            c.__module__ == "torch.nn.modules.module" and c.__name__ == "Module" for c in value.__mro__
-        ):
+        if inspect.isclass(value) and value.__module__ == module.__name__ and is_torch_module_class(value):
             out.append(value)
     return out
 

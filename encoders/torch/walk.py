@@ -1,0 +1,272 @@
+"""The walk over a JIT trace graph: every op that depends on a model input becomes a node.
+
+The traced graph is read through its object API (``node.kind()``, ``inputs()``, ``outputs()``,
+``scopeName()``, constant values), never through its printed text. Every traced value that
+depends on a model input is followed as a `Traced` tensor with its layout; constants and
+parameters are resolved only when a handler asks for them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Optional
+
+from rfa_toolbox.errors import GraphError
+from rfa_toolbox.graph import Graph, Transfer
+from rfa_toolbox.ops import make_layer
+
+from .ir import Call, Handler, Lazy, Op, Traced, TraceError
+from .layout import NONE, spatial_sizes
+
+#: Ops whose result depends on the input's shape only, not on its values: constants here.
+_CREATION = {f"aten::{k}" for k in (
+    "new_zeros new_ones new_full new_empty new_tensor zeros_like ones_like full_like empty_like "
+    "rand_like randn_like randint_like fill_ zero_ bernoulli_".split())}
+
+#: Ops that build, unpack or index containers and read shapes: followed, never nodes.
+_PLUMBING = {"prim::Constant", "prim::GetAttr", "prim::ListConstruct", "prim::TupleConstruct",
+             "prim::ListUnpack", "prim::TupleUnpack", "prim::DictConstruct", "prim::TupleIndex",
+             "aten::__getitem__", "prim::NumToTensor", "aten::size", "aten::Int", "aten::Float",
+             "aten::ScalarImplicit", "aten::dim", "prim::device", "prim::dtype", "aten::len"}
+
+
+@dataclass
+class EncodeOptions:
+    """How strict the encoder is about ops it has no handler for."""
+
+    strict: bool = False         #: every unknown op is an error
+    allow_unknown: bool = False  #: unknown ops that change the spatial shape are neutral too
+
+
+class PendingNode(NamedTuple):
+    """A node found by the walk, added to the graph once every node is named."""
+
+    module: str                            #: module path of the op ("" at the top level)
+    kind: str                              #: the traced op kind, such as aten::conv2d
+    op: Op                                 #: what its handler made of it
+    sources: list[str]                     #: the nodes feeding it (inputs, or "#k" pending ones)
+    shape: Optional[tuple[int, ...]]       #: traced output shape, batch included
+
+
+def module_path(scope: str) -> str:
+    """The module path of a scope such as ``features/features.conv0`` (the last part)."""
+    return scope.rsplit("/", 1)[-1] if scope else ""
+
+
+def sizes_of(value: Any) -> Optional[tuple[int, ...]]:
+    """The traced shape of a JIT value, or None when it is not a tensor of known shape."""
+    try:
+        sizes = value.type().sizes()
+    except (AttributeError, RuntimeError):
+        return None
+    return tuple(sizes) if sizes is not None and None not in sizes else None
+
+
+class Walker:
+    """Walks the nodes of one trace graph in order and collects the graph of the model.
+
+    ``values`` maps a traced value (by its unique id) to what is known of it: a `Traced`
+    tensor, a constant, or a list of those. Nodes are first collected as `PendingNode`s named
+    ``#k``; `finish` names them from their module paths and builds the `Graph`.
+    """
+
+    def __init__(self, ndim: int, options: EncodeOptions, name: str, handlers: dict[str, Handler]):
+        self.graph = Graph(ndim, name)
+        self.ndim = ndim
+        self.options = options
+        self.handlers = handlers
+        self.values: dict[int, Any] = {}
+        self.pending: list[PendingNode] = []
+        self.unknown: dict[str, str] = {}  # op kind -> where it was first seen
+
+    def value(self, v: Any) -> Any:
+        """What is known of the traced value ``v``: a tensor, a constant (read on first use),
+        a list, or None (a parameter or anything else that does not depend on an input)."""
+        key = v.unique()
+        if key in self.values:
+            return self.values[key]
+        node = v.node()
+        if node.kind() == "prim::Constant":
+            try:
+                const = v.toIValue()
+            except RuntimeError:
+                const = None
+        elif node.kind() in ("prim::ListConstruct", "prim::TupleConstruct"):
+            const = [self.value(item) for item in node.inputs()]
+        else:
+            return None
+        self.values[key] = const
+        return const
+
+    def tracked(self, inputs: list[Any]) -> list[Traced]:
+        """The inputs that depend on a model input (lists of them flattened)."""
+        found: list[Traced] = []
+        for v in inputs:
+            item = self.values.get(v.unique())
+            if isinstance(item, Traced):
+                found.append(item)
+            elif isinstance(item, list):
+                found += [t for t in item if isinstance(t, Traced)]
+        return found
+
+    def add_input(self, v: Any, name: str) -> None:
+        """Make the model input ``v`` an input node called ``name`` (inputs without spatial
+        axes are left out: they are treated like constants)."""
+        shape = sizes_of(v)
+        if shape is None or len(shape) != self.ndim + 2:
+            return
+        self.graph.add(make_layer(name, "input", self.ndim, shape=tuple(shape[1:])))
+        layout = (NONE, NONE) + tuple(frozenset([a]) for a in range(self.ndim))
+        self.values[v.unique()] = Traced(name, layout, tuple(shape))
+
+    def walk(self, node: Any) -> None:
+        """Visit one node of the trace graph (in order)."""
+        kind = node.kind()
+        if kind == "prim::Constant" or kind in _CREATION:
+            return  # constants are read when a handler asks for them
+        if kind in _PLUMBING:
+            self.plumbing(node, kind)
+            return
+        inputs = list(node.inputs())
+        tensors = self.tracked(inputs)
+        if not tensors:
+            return  # computes on parameters or constants only
+        outputs = list(node.outputs())
+        call = Call(kind, Lazy(inputs, self.value), Lazy(inputs, sizes_of), Lazy(outputs, sizes_of),
+                    self.ndim, module_path(node.scopeName()), tensors)
+        op = self.handle(call)
+        name = self.new_node(call, op, outputs)
+        layout = op.layout if op.layout is not None else call.x.layout
+        for v in outputs:
+            self.values[v.unique()] = Traced(name, layout, sizes_of(v) or ())
+
+    def handle(self, call: Call) -> Op:
+        """The `Op` of ``call`` from its handler, or the unknown-op policy."""
+        handler = self.handlers.get(call.kind)
+        if handler is None:
+            return self.unknown_op(call)
+        try:
+            op = handler(call)
+        except (TypeError, IndexError, ValueError, KeyError, AttributeError) as exc:
+            raise TraceError(
+                f"cannot read the op {call.kind} in module {call.module or '(top level)'}:"
+                f" {type(exc).__name__}: {exc}"
+            ) from None
+        return op or Op(call.name)
+
+    def unknown_op(self, call: Call) -> Op:
+        """An op without a handler: neutral if it keeps the spatial shape (and listed), else
+        an error, unless the options say otherwise."""
+        where = call.module or "(top level)"
+        keeps = bool(call.out_sizes) and call.out_sizes[0] is not None and spatial_sizes(
+            call.x.layout, call.sizes[0]) == spatial_sizes(call.x.layout, call.out_sizes[0])
+        if self.options.strict or (not keeps and not self.options.allow_unknown):
+            change = "" if keeps else " and it changes the spatial shape"
+            raise TraceError(
+                f"no handler for the op {call.kind} in module {where}{change}; register one with"
+                " rfa_toolbox.encoders.torch.register_handler"
+                + ("" if self.options.strict else ", or pass --allow-unknown to treat it as neutral")
+            )
+        self.unknown.setdefault(call.kind, where)
+        return Op(call.kind)
+
+    def new_node(self, call: Call, op: Op, outputs: list[Any]) -> str:
+        """Record a pending node for ``call``; returns its temporary name ``#k``."""
+        sources: list[str] = []
+        for t in call.tensors:
+            if t.node not in sources:
+                sources.append(t.node)
+        shape = sizes_of(outputs[0]) if outputs else None
+        self.pending.append(PendingNode(call.module, call.kind, op, sources, shape))
+        return f"#{len(self.pending) - 1}"
+
+    def plumbing(self, node: Any, kind: str) -> None:
+        """Follow tensors through lists, tuples, dicts, unpacking and indexing."""
+        outputs = list(node.outputs())
+        if kind in ("prim::ListConstruct", "prim::TupleConstruct"):
+            items = list(node.inputs())
+            if self.tracked(items):  # lists of constants are resolved when a handler reads them
+                self.values[outputs[0].unique()] = [self.value(v) for v in items]
+        elif kind == "prim::DictConstruct":
+            values = [self.value(v) for v in node.inputs()]
+            self.values[outputs[0].unique()] = values[1::2]
+        elif kind in ("prim::ListUnpack", "prim::TupleUnpack"):
+            source = self.value(next(node.inputs()))
+            for i, v in enumerate(outputs):
+                if isinstance(source, list) and i < len(source):
+                    self.values[v.unique()] = source[i]
+                elif isinstance(source, Traced):  # chunk/split results share the split node
+                    self.values[v.unique()] = Traced(source.node, source.layout, sizes_of(v) or ())
+        elif kind in ("prim::TupleIndex", "aten::__getitem__"):
+            source, index = [self.value(v) for v in node.inputs()][:2]
+            if isinstance(source, list) and isinstance(index, int) and -len(source) <= index < len(source):
+                self.values[outputs[0].unique()] = source[index]
+            elif isinstance(source, Traced):
+                self.values[outputs[0].unique()] = Traced(source.node, source.layout,
+                                                          sizes_of(outputs[0]) or ())
+
+    def finish(self, output_values: list[Any]) -> Graph:
+        """Name the pending nodes, add them to the graph and set its outputs."""
+        names = node_names(self.pending, reserved=set(self.graph.inputs))
+        renamed: dict[str, str] = {f"#{i}": n for i, n in enumerate(names)}
+        for name, node in zip(names, self.pending):
+            self.graph.add(_layer(name, node, self.ndim), [renamed.get(s, s) for s in node.sources])
+        outputs: list[str] = []
+        for value in output_values:
+            for t in _flatten(value):
+                name = renamed.get(t.node, t.node)
+                if name not in outputs:
+                    outputs.append(name)
+        self.graph.outputs = outputs
+        self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
+        return self.graph
+
+
+def _flatten(value: Any) -> list[Traced]:
+    if isinstance(value, Traced):
+        return [value]
+    if isinstance(value, list):
+        return [t for item in value for t in _flatten(item)]
+    return []
+
+
+def node_names(pending: list[PendingNode], reserved: set[str]) -> list[str]:
+    """Names from module paths: the module itself when it made one op, else module.op[:n];
+    ``reserved`` names (the inputs) are never reused."""
+    per_module: dict[str, int] = {}
+    for node in pending:
+        per_module[node.module] = per_module.get(node.module, 0) + 1
+    used: dict[str, int] = {name: 1 for name in reserved}
+    names = []
+    for node in pending:
+        module, op = node.module, node.op.op
+        if module and (per_module[module] == 1 or module.rsplit(".", 1)[-1] == op):
+            base = module
+        else:
+            base = f"{module}.{op}" if module else op
+        count = used.get(base, 0)
+        used[base] = count + 1
+        names.append(base if count == 0 else f"{base}:{count}")
+    return names
+
+
+def _layer(name: str, node: PendingNode, ndim: int) -> Any:
+    """The `Layer` of a pending node, built like every other layer (`make_layer`)."""
+    op = node.op
+    params: dict[str, Any] = {}
+    if op.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
+        per = [op.window.get(a, (1, 1, 1)) for a in range(ndim)]
+        params.update(kernel=[k for k, _, _ in per], stride=[s for _, s, _ in per],
+                      dilation=[d for _, _, d in per])
+    elif op.transfer is Transfer.UPSAMPLE:
+        params.update(factor=[op.factor.get(a, 1) for a in range(ndim)], mode=op.mode)
+    elif op.transfer is Transfer.GLOBAL and op.global_axes:
+        params["axes"] = list(op.global_axes)
+    try:
+        return make_layer(name, op.op, ndim, transfer=op.transfer.value, computes=op.computes,
+                          module=node.module or None,
+                          shape=tuple(node.shape[1:]) if node.shape else None,
+                          in_channels=op.in_channels, out_channels=op.out_channels,
+                          groups=op.groups, params=op.params, meta=dict(op.meta) or None, **params)
+    except GraphError as exc:
+        raise TraceError(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None
