@@ -36,7 +36,7 @@ import os
 import pstats
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import rfa_toolbox
 from rfa_toolbox import GraphBuilder
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
               f" (goal <= {RATIO_GOAL:g})")
 
     if args.profile:
-        for kind, graph in largest.items():
+        for graph in largest.values():
             print(f"\n== cProfile: analyze({graph.name}, {RESOLUTION}), by own time ==")
             print(profile(graph, args.top))
     return 0 if not failed else 1

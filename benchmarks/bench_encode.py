@@ -32,8 +32,9 @@ def main() -> None:
 
     import torch
     import torchvision.models as models
-    from rfa_toolbox import analyze
     from rfa_toolbox.encoders.torch import encode
+
+    from rfa_toolbox import analyze
 
     warnings.filterwarnings("ignore")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, input 1x3x{args.res}x{args.res}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import signal
 import time
 import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Optional
 
 from rfa_toolbox.analysis import analyze_graph
 from rfa_toolbox.errors import RFAError
@@ -39,14 +40,14 @@ class ZooRow:
 def model_names(library: str) -> list[str]:
     """Every model name of ``library`` (prefixed, such as ``torchvision:resnet18``)."""
     if library == "torchvision":
-        import torch  # noqa: F401 - torch before torchvision
+        import torch
         import torchvision.models as models
 
         names = models.list_models(module=models) + models.list_models(module=models.segmentation)
         return [f"torchvision:{n}" for n in names]
     if library == "timm":
-        import torch  # noqa: F401
         import timm
+        import torch  # noqa: F401
 
         return [f"timm:{n}" for n in timm.list_models()]
     if library == "keras":
@@ -139,7 +140,7 @@ def scan(names: list[str], resolution: str, timeout: Optional[float] = None,
             rows.append(scan_one(name, resolution, timeout))
         except ModelTimeout as exc:
             failures.append((name, str(exc)))
-        except Exception as exc:  # noqa: BLE001 - every failure is listed with its reason
+        except Exception as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             failures.append((name, reason if isinstance(exc, RFAError) else f"{type(exc).__name__}: {reason}"))
     rows.sort(key=lambda row: (-(row.r or 0), row.model))

@@ -77,7 +77,7 @@ def search(lag: int, iterations: int, seed: int, out: Path, console: Console) ->
     with Progress(TextColumn("[bold]search"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console) as bar:
         task = bar.add_task("search", total=epochs, info="")
-        for epoch in range(epochs):
+        for _ in range(epochs):
             loss = train(model, optimizer, lag, generator, iterations)
             weights = ", ".join(f"{w:.2f}" for w in conv.weights().tolist())
             rates = ", ".join(str(r[0]) for r in conv.rates)

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional
 
 from .graph import Graph, Layer, Number, TextEnum, plain
 from .receptive_field import NodeRF, propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
 
 if TYPE_CHECKING:
-    from .suggest import Suggestion
+    from .edits import Suggestion
 
 SCHEMA = "rfa-toolbox/report/v1"
 
@@ -56,14 +57,14 @@ class LayerResult:
     name: str
     module: Optional[str]
     op: str
-    kernel: Optional[tuple]
-    stride: Optional[tuple]
-    dilation: Optional[tuple]
+    kernel: Optional[tuple[int, ...]]
+    stride: Optional[tuple[int | float, ...]]
+    dilation: Optional[tuple[int, ...]]
     r_min: PerAxis
     r_max: PerAxis
     input_r_min: Optional[PerAxis]
     status: Status
-    shape: Optional[tuple]
+    shape: Optional[tuple[int, ...]]
     computes: bool
 
     @property
@@ -274,7 +275,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
 
 def fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:
     """R > r on every axis (an axis with no finite layer does not count)."""
-    return all(v is None or R > v for v, R in zip(r, resolution))
+    return all(v is None or v < R for v, R in zip(r, resolution))
 
 
 def graph_r(graph: Graph) -> PerAxis:

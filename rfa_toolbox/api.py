@@ -6,9 +6,9 @@ from dataclasses import replace
 from typing import Any
 
 from .analysis import Analysis, PerAxis, Report, analyze_graph, fully_utilized, graph_r
+from .edits import Suggestion, rank_suggestions
 from .resolution import ResolutionLike, parse_resolution
 from .sources import ModelLike, load_graph, model_name
-from .suggest import Suggestion, rank_suggestions
 
 
 def analysis_of(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,

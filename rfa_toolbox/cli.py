@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> None:
     except RFAError as exc:
         click.echo(f"rfa: error: {exc}", err=True)
         sys.exit(2)
-    except Exception as exc:  # noqa: BLE001 - the CLI never ends in a traceback
+    except Exception as exc:
         if os.environ.get("RFA_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""

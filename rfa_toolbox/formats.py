@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import io
-from typing import TYPE_CHECKING, Any, Iterable, Optional
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, Optional
 
 from rich.console import Console
 from rich.table import Table
@@ -13,8 +14,8 @@ from .analysis import LayerResult, Report, Status
 from .grouping import group_rows
 
 if TYPE_CHECKING:
+    from .edits import Suggestion
     from .encoders.zoo_scan import ZooRow
-    from .suggest import Suggestion
 
 FORMATS = ("table", "json", "markdown")
 STATUS_STYLE = {Status.UNPRODUCTIVE: "bold red", Status.UNDERUTILIZED: "dark_orange",
@@ -109,8 +110,9 @@ def format_table(report: Report, all_layers: bool = False, width: int | None = N
     for column in columns:
         table.add_column(column, justify="right" if column in ("#", "r_min", "r_max", "input r_min") else "left")
     for number, row in enumerate(rows, 1):
-        cells = [str(number), row.name, row.op, window(row), axes(row.r_min), axes(row.r_max),
-                 axes(row.input_r_min), Text(row.status, style=STATUS_STYLE.get(row.status, ""))]
+        cells: list[str | Text] = [
+            str(number), row.name, row.op, window(row), axes(row.r_min), axes(row.r_max),
+            axes(row.input_r_min), Text(row.status, style=STATUS_STYLE.get(row.status, ""))]
         if with_shape:
             cells.append("x".join(map(str, row.shape)) if row.shape else "")
         table.add_row(*cells)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from enum import Enum
 from fractions import Fraction
 from functools import cached_property
-from typing import Collection, Iterator, Sequence, Union
+from typing import Any, Union
 
 import networkx as nx
 
@@ -87,7 +88,7 @@ class Layer:
     out_channels: int | None = None
     groups: int | None = None
     params: int | None = None
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @cached_property
     def affine(self) -> tuple[tuple[Number, Number], ...] | None:
@@ -114,7 +115,7 @@ class Layer:
         """True for upsampling and transposed convs, where the rules are an estimate."""
         return self.transfer in (Transfer.UPSAMPLE, Transfer.TRANSPOSED)
 
-    def with_changes(self, **changes) -> "Layer":
+    def with_changes(self, **changes: Any) -> Layer:
         """A copy of this layer with some fields replaced."""
         return replace(self, **changes)
 
@@ -189,7 +190,7 @@ class Graph:
             kept = [s for s in sources if s not in self.outputs]
             self.outputs[position:position + 1] = kept
 
-    def copy(self) -> "Graph":
+    def copy(self) -> Graph:
         """An independent copy (layers are immutable and shared)."""
         other = Graph(self.ndim, self.name)
         other.nx = self.nx.copy()

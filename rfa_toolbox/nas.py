@@ -8,11 +8,12 @@ distributed executors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Iterable, Optional, Sequence
+from typing import Any, Optional
 
-from .analysis import fully_utilized
+from .analysis import PerAxis, fully_utilized
 from .api import minimal_feasible_resolution
 from .resolution import ResolutionLike, parse_resolution
 from .zoo.regnet import RegNetParams, regnet_r
@@ -22,7 +23,7 @@ from .zoo.regnet import RegNetParams, regnet_r
 class Verdict:
     """The outcome for one candidate: r per axis, and whether it passes."""
 
-    r: tuple
+    r: PerAxis
     fully_utilized: bool
     in_band: bool
 
@@ -32,7 +33,7 @@ class Verdict:
         return self.fully_utilized and self.in_band
 
 
-def candidate_r(candidate: Any) -> tuple:
+def candidate_r(candidate: Any) -> PerAxis:
     """r per axis of a candidate: `RegNetParams` take the fast path, anything else that
     `rfa_toolbox.analyze` reads (a graph, an architecture dict or file, a model) the graph."""
     if isinstance(candidate, RegNetParams):

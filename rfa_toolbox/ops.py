@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
 from .errors import GraphError, UnknownOpError
-from .graph import Layer, Transfer, simplify
+from .graph import Layer, Number, Transfer, simplify
 
 
 @dataclass(frozen=True)
@@ -61,24 +62,27 @@ def _given(params: dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
-def per_axis(value: Any, ndim: int, what: str, layer: str, *, rational: bool = False) -> tuple:
-    """``value`` (a number or one per axis) as a tuple of ``ndim`` positive numbers."""
+def per_axis(value: Any, ndim: int, what: str, layer: str, *,
+             rational: bool = False) -> tuple[Number, ...]:
+    """``value`` (a number or one per axis) as a tuple of ``ndim`` positive numbers: integers,
+    or with ``rational`` also fractions (``1.5``, ``"3/2"``)."""
     values = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
     if len(values) != ndim:
         raise GraphError(f"layer {layer!r}: {what} {values} needs {ndim} values, one per axis")
-    out = []
+    out: list[Number] = []
     for v in values:
-        try:
-            number = Fraction(str(v)) if rational else v
-        except (ValueError, ZeroDivisionError):
-            number = None
-        valid = number is not None and not isinstance(v, bool) and (
-            rational or isinstance(v, int)
-        )
-        if not valid or number <= 0:
+        number: Number | None = None
+        if isinstance(v, bool):
+            pass
+        elif isinstance(v, int):
+            number = v
+        elif rational:
+            with contextlib.suppress(ValueError, ZeroDivisionError):
+                number = simplify(Fraction(str(v)))
+        if number is None or number <= 0:
             kind = "positive numbers" if rational else "positive integers"
             raise GraphError(f"layer {layer!r}: {what} must be {kind}, got {v!r}")
-        out.append(simplify(number) if rational else number)
+        out.append(number)
     return tuple(out)
 
 

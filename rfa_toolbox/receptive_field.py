@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import functools
 import gc
-from typing import Callable, Iterable, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
 from .graph import Graph, Layer, Number, Transfer, simplify
 
@@ -108,8 +109,8 @@ def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
         key = (id(s), c, m)
         result = done.get(key)
         if result is None:
-            mins = _map(s.mins, c, m)
-            maxs = _map(s.maxs, c, m) if with_max else ()
+            mins: Sequence[Pair] = _map(s.mins, c, m)
+            maxs: Sequence[Pair] = _map(s.maxs, c, m) if with_max else ()
             if c:  # r grew by c*j: pairs may now dominate each other
                 if len(mins) > 1:
                     mins = pareto_min(mins)
@@ -121,7 +122,7 @@ def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
     return tuple(out)
 
 
-F = TypeVar("F", bound=Callable)
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 def without_gc(fn: F) -> F:
@@ -132,7 +133,7 @@ def without_gc(fn: F) -> F:
     30-40% of the time at 100k nodes while freeing nothing.
     """
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         if not gc.isenabled():
             return fn(*args, **kwargs)
         gc.disable()

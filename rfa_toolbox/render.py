@@ -12,6 +12,7 @@ import html
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import graphviz
 
@@ -134,12 +135,12 @@ def _text(value: str) -> str:
 
 def _esc(value: str) -> str:
     """User text for an escString attribute (``id``)."""
-    return graphviz.escape(value)
+    return cast(str, graphviz.escape(value))  # a str that graphviz must not quote again
 
 
 def _tooltip(lines: list[str]) -> str:
     """A plain-text tooltip; graphviz unescapes tooltips twice."""
-    return graphviz.nohtml("\\n".join(line.replace("\\", "\\\\\\\\") for line in lines))
+    return cast(str, graphviz.nohtml("\\n".join(line.replace("\\", "\\\\\\\\") for line in lines)))
 
 
 def _shape(row: LayerResult) -> str:
@@ -279,8 +280,8 @@ def render_analysis(analysis: Analysis, depth: int | None = None, rankdir: str =
                          **{"class": f"legend {status}"})
             # invisible edges keep the order, worst first (left to right, or top down in LR)
             order = LEGEND if direction == "TB" else LEGEND[::-1]
-            for a, b in zip(order, order[1:]):
-                row.edge(f"legend_{a}", f"legend_{b}", style="invis")
+            for upper, lower in zip(order, order[1:]):
+                row.edge(f"legend_{upper}", f"legend_{lower}", style="invis")
 
     ids = {key: f"n{number}" for number, key in enumerate(shown)}
     for key in shown:

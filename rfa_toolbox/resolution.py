@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 from .errors import ResolutionError
 
@@ -30,7 +31,7 @@ def parse_resolution(value: ResolutionLike, ndim: int | None = None) -> tuple[in
                 " or one per axis such as 800x1333"
             ) from None
     elif isinstance(value, Sequence):
-        sizes = list(value)
+        sizes = [*value]
     else:
         raise ResolutionError(f"resolution must be an int, a string or a sequence, got {value!r}")
     for size in sizes:

@@ -42,7 +42,8 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     if _is_keras_model(model):
         from rfa_toolbox.encoders import keras
 
-        return keras.graph_from_keras_json(model.to_json(), handlers=handlers)
+        graph: Graph = keras.graph_from_keras_json(model.to_json(), handlers=handlers)
+        return graph
     if isinstance(model, (str, Path)):
         text = str(model)
         if text.startswith("keras:") or text.lower().endswith((".keras", ".json")):
@@ -99,12 +100,14 @@ def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
             data = keras.load_keras_application(text.split(":", 1)[1])
         else:
             data = keras.read_keras_file(path)
-        return keras.graph_from_keras_json(data, name=text, handlers=handlers)
+        graph: Graph = keras.graph_from_keras_json(data, name=text, handlers=handlers)
+        return graph
     data = read_spec_file(path)
     if looks_like_keras_json(data):
         from rfa_toolbox.encoders import keras
 
-        return keras.graph_from_keras_json(data, name=text, handlers=handlers)
+        keras_graph: Graph = keras.graph_from_keras_json(data, name=text, handlers=handlers)
+        return keras_graph
     try:
         return graph_from_spec(data, default_name=path.stem)
     except RFAError as exc:
@@ -127,8 +130,9 @@ def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
 
         apply_structure(named.module, structure)
     inputs = models.make_inputs(named, resolution, input_shape)
-    return encode(named.module, inputs, name=named.name, strict=strict,
-                  allow_unknown=allow_unknown, handlers=handlers)
+    graph: Graph = encode(named.module, inputs, name=named.name, strict=strict,
+                          allow_unknown=allow_unknown, handlers=handlers)
+    return graph
 
 
 def model_name(model: ModelLike, graph: Graph) -> str:

@@ -24,7 +24,7 @@ import yaml
 
 from .errors import CycleError, RFAError, SpecError, UnknownOpError
 from .graph import Graph, Layer, Transfer
-from .ops import OPS, make_layer
+from .ops import OPS, make_layer, op_info
 
 FORMAT = "rfa-toolbox/architecture/v1"
 SUFFIXES = (".yaml", ".yml", ".json")
@@ -34,16 +34,15 @@ _LAYER_KEYS = {"name", "op", "inputs", "transfer", "computes", "kernel", "stride
                "shape", "module"}
 
 
-def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """The parsed content of an architecture file; `SpecError` when unreadable."""
+def read_spec_file(path: str | Path) -> Any:
+    """The parsed content of an architecture file (not yet checked); `SpecError` when
+    unreadable."""
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"no such file: {path}")
     text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix.lower() == ".json":
-            return json.loads(text)
-        return yaml.safe_load(text)
+        data: Any = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise SpecError(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
     except yaml.YAMLError as exc:
@@ -51,6 +50,7 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
         where = f", line {mark.line + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise SpecError(f"malformed YAML in {path}{where}: {problem}") from None
+    return data
 
 
 def load_spec(path: str | Path) -> Graph:
@@ -142,10 +142,10 @@ def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) ->
     return name, _names(inputs, f"layer {name!r}: 'inputs'")
 
 
-def _compact(values: tuple) -> Any:
-    values = [v if not isinstance(v, Fraction) else (int(v) if v.denominator == 1 else str(v))
-              for v in values]
-    return values[0] if len(set(values)) == 1 else values
+def _compact(values: tuple[Any, ...]) -> Any:
+    shown = [v if not isinstance(v, Fraction) else (int(v) if v.denominator == 1 else str(v))
+             for v in values]
+    return shown[0] if len(set(shown)) == 1 else shown
 
 
 def spec_from_graph(graph: Graph) -> dict[str, Any]:
@@ -167,9 +167,7 @@ def _layer_entry(graph: Graph, layer: Layer, previous: str | None) -> dict[str, 
     info = OPS.get(layer.op)
     if info is None or info.transfer is not layer.transfer:
         entry["transfer"] = layer.transfer.value
-    default_computes = info.computes if info is not None and info.transfer is layer.transfer else (
-        layer.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.UPSAMPLE, Transfer.GLOBAL))
-    if layer.computes != default_computes:
+    if layer.computes != op_info(layer.op, layer.transfer.value).computes:
         entry["computes"] = layer.computes
     if layer.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
         entry.update(kernel=_compact(layer.kernel), stride=_compact(layer.stride),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,16 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 
-def shared_dir() -> Path:
-    """The shared/ folder beside the checkout (override with RFA_SHARED_DIR)."""
-    return Path(os.environ.get("RFA_SHARED_DIR", ROOT.parent / "shared"))
+DATA = ROOT / "tests" / "data"
 
 
 @functools.cache
 def paper_values() -> dict:
-    """The published values of ../shared/reference/paper_values.json (missing file: an error,
-    never a silent skip)."""
-    return json.loads((shared_dir() / "reference" / "paper_values.json").read_text(encoding="utf-8"))
+    """The published values of tests/data/paper_values.json (sources in tests/data/README.md;
+    a missing file is an error, never a silent skip)."""
+    return json.loads((DATA / "paper_values.json").read_text(encoding="utf-8"))
 
 
 def rf(graph, name: str) -> tuple:

@@ -10,7 +10,7 @@ from conftest import EXAMPLES
 
 pytest.importorskip("torch")
 
-from test_cli import assert_one_line_error  # noqa: E402
+from test_cli import assert_one_line_error
 
 
 def report(rfa, *args):

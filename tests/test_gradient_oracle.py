@@ -16,7 +16,7 @@ What is asserted.
 1. No upsampling, no strided transposed conv (stride-1 transposed convs are allowed), every
    layer inside a branch centred (d(k-1) even, padding d(k-1)/2; the trunk may use even
    kernels and any padding, which shifts all paths alike): extent == r_max exactly, on
-   each axis (`test_extent_equals_r_max_without_resampling`). The rules of DESIGN.md are
+   each axis (`test_extent_equals_r_max_without_resampling`). The rules of docs/concepts.md are
    exact for integer strides: on a path, unit i reads the input interval
    [J i + lo, J i + hi] with hi - lo + 1 = r; centred branches give every path of a merge
    the same centre, so the union is the largest path's interval.
@@ -24,7 +24,7 @@ What is asserted.
 2. Branches that are not centred (even kernels or off-centre padding inside an add or a
    concat): the path intervals of a merge are offset, the gradient extent is the hull of
    their union and can exceed r_max, which is the largest single path (the definition in
-   DESIGN.md). Asserted: r_max == the largest path, extent == the hull, r_max <= extent
+   docs/concepts.md). Asserted: r_max == the largest path, extent == the hull, r_max <= extent
    (`test_misaligned_branches_extent_is_the_union`; example: two 2-tap convs padded by 1
    added to a 3-tap conv without padding, r_max 3, extent 5).
 
@@ -61,7 +61,7 @@ What is asserted.
    r_max 3/2 (+-1/2 J); a stride-2 transposed conv k3 after a stride-2 conv, extents 3 and 5
    against r_max 5 (-1 J = -2, the estimate is too large there); a U-Net level concatenated
    with the identity, extents 13 and 14 against 13 (+1 = 1/2 J, J = 2); a dilated (d = 3)
-   stride-2 transposed conv k3, extents 1 and 4 against 4 (-3 J). So DESIGN.md's "the exact
+   stride-2 transposed conv k3, extents 1 and 4 against 4 (-3 J). So the concepts page's "the exact
    extent can exceed it by about one jump of the coarser level" holds in size (at most half
    a coarse jump above the estimate per nearest x2, one per stride-2 transposed conv), but
    the extent can also fall short of it: the transposed-conv rule counts ceil(k/s) input
@@ -85,9 +85,9 @@ F = torch.nn.functional
 
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from rfa_toolbox.encoders.torch import encode  # noqa: E402
 
 from rfa_toolbox import propagate  # noqa: E402
-from rfa_toolbox.encoders.torch import encode  # noqa: E402
 
 AXES = 2          # the random networks are 2-D; the two axes get independent parameters
 MAX_SIDE = 480    # largest input side the property tests accept (keeps every example fast)
@@ -145,9 +145,8 @@ def resampling(arch) -> list:
     for block in arch:
         if isinstance(block, Merge):
             found += resampling(block.a) + resampling(block.b)
-        elif isinstance(block, Up) and max(block.f) > 1:
-            found.append(block)
-        elif isinstance(block, Conv) and block.transposed and max(block.s) > 1:
+        elif (isinstance(block, Up) and max(block.f) > 1
+              or isinstance(block, Conv) and block.transposed and max(block.s) > 1):
             found.append(block)
     return found
 
@@ -202,7 +201,7 @@ class Net(nn.Module):
                     c = ca
         return c
 
-    def fit(self, sides) -> "Net":
+    def fit(self, sides) -> Net:
         """Record the crop of every merge for inputs of spatial size ``sides``.
 
         The crops are computed from the sizes up front, so that the forward compares no
@@ -713,5 +712,5 @@ def test_one_dimensional_dilated_chain():
     y = model(x)
     y[0, :, y.shape[2] // 2].sum().backward()
     support = (x.grad[0, 0] != 0).nonzero().flatten().tolist()
-    assert 0 < support[0] and support[-1] < 199
+    assert support[0] > 0 and support[-1] < 199
     assert support[-1] - support[0] + 1 == r_max

@@ -11,11 +11,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 keras = pytest.importorskip("keras")
 from keras import layers  # noqa: E402
+from rfa_toolbox.encoders.keras import (  # noqa: E402
+    KerasFormatError,
+    graph_from_keras_json,
+)
 
 from rfa_toolbox import analyze  # noqa: E402
-from rfa_toolbox.encoders.keras import (  # noqa: E402
-    KerasFormatError, graph_from_keras_json,
-)
 from rfa_toolbox.sources import load_graph  # noqa: E402
 
 from conftest import paper_values, rf  # noqa: E402

@@ -2,7 +2,7 @@
 
 The enumerator below does not use rfa_toolbox.receptive_field: it walks every path from the
 input to each node (recursively, memoized per node as the list of all path values, one entry
-per path) and applies the table of DESIGN.md to each path with fractions.Fraction:
+per path) and applies the table of docs/concepts.md to each path with fractions.Fraction:
 
     window (conv, pool) k, s, d     r + (d(k-1)+1 - 1)*j      j*s
     transposed conv k, s, d         r + (ceil(k'/s) - 1)*j    j/s     (k' = d(k-1)+1)
@@ -261,7 +261,7 @@ def test_propagate_matches_brute_force(case):
 @SETTINGS
 @given(dags(ndim=2, square=False), st.integers(1, 60), st.integers(1, 60))
 def test_statuses_follow_the_definitions(nodes, h, w):
-    """analyze() statuses recomputed from the brute-force r_min values and DESIGN.md.
+    """analyze() statuses recomputed from the brute-force r_min values and docs/concepts.md.
 
     Axes on which every path into a layer is infinite (collapsed by a global op) are left out,
     as heads are; a layer infinite on every axis is a head.
@@ -300,7 +300,7 @@ def test_statuses_follow_the_definitions(nodes, h, w):
             assert shown == exact and isinstance(shown, int)
         else:
             assert isinstance(shown, float) and abs(shown - float(exact)) < 1e-6
-    assert report.fully_utilized == all(R > v for R, v in zip(res, r))
+    assert report.fully_utilized == all(v < R for R, v in zip(res, r))
 
 
 def _project(nodes, axis):

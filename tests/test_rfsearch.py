@@ -8,25 +8,36 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 
 import pytest
 
 from rfa_toolbox.rfsearch import (
-    DEFAULTS, RFSearchWarning, StructureError, estimate_rate, expand_rate, format_structure,
-    load_structure, make_config,
+    DEFAULTS,
+    RFSearchWarning,
+    StructureError,
+    estimate_rate,
+    expand_rate,
+    format_structure,
+    load_structure,
+    make_config,
 )
 
 torch = pytest.importorskip("torch")
 import torch.nn.functional as F  # noqa: E402
 from torch import nn  # noqa: E402
 
-from conftest import EXAMPLES, ROOT  # noqa: E402
 from rfa_toolbox import analyze  # noqa: E402
 from rfa_toolbox.rfsearch import (  # noqa: E402
-    PaddedConv, RFSearch, SearchConv, apply_structure, merge, search_convs,
+    PaddedConv,
+    RFSearch,
+    SearchConv,
+    apply_structure,
+    merge,
+    search_convs,
 )
+
+from conftest import EXAMPLES, ROOT  # noqa: E402
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 SIZES = {1: (23,), 2: (13, 14), 3: (9, 10, 11)}
@@ -418,13 +429,8 @@ def test_checkpoint_round_trip_mid_search_continues_identically(tmp_path, one_th
 
 @pytest.mark.parametrize("lag,expected", [(8, range(7, 10)), (1, [1])], ids=["D=8", "D=1"])
 def test_search_finds_the_lag_of_the_task(lag, expected, one_thread):
-    start = time.perf_counter()
     model, search, *_ = _search_run(lag, epochs=11, iters=40)
-    elapsed = time.perf_counter() - start
-    dilation = search.structure["0"][0]
-    print(f"D={lag}: searched dilation {dilation} in {elapsed:.1f} s")
-    assert dilation in expected
-    assert elapsed < 60
+    assert search.structure["0"][0] in expected
 
 
 def test_example_runs_a_search_and_writes_the_structure(tmp_path):

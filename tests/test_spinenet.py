@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import EXAMPLES, ROOT
 
 from rfa_toolbox import propagate
 from rfa_toolbox.graph import Transfer
@@ -18,6 +17,8 @@ from rfa_toolbox.zoo.spinenet import (
     spinenet_graph,
     variant_name,
 )
+
+from conftest import EXAMPLES, ROOT
 
 LEVELS = ["P3", "P4", "P5", "P6", "P7"]
 
@@ -67,13 +68,13 @@ def test_traced_example_has_the_same_resampling_ops(example):
     graph, built = traced(example, "49", (256, 384)), spinenet_graph("49")
 
     def ops(g, transfer):
-        return sorted((l.op, l.kernel, l.stride, l.factor) for l in g if l.transfer is transfer)
+        return sorted((layer.op, layer.kernel, layer.stride, layer.factor) for layer in g if layer.transfer is transfer)
 
     assert ops(graph, Transfer.UPSAMPLE) == ops(built, Transfer.UPSAMPLE)
     assert ops(graph, Transfer.WINDOW) == ops(built, Transfer.WINDOW)
 
     def sums(g):  # two-input additions: a sum of n terms counts n - 1
-        return sum(len(g.predecessors(l.name)) - 1 for l in g if l.transfer is Transfer.MERGE)
+        return sum(len(g.predecessors(layer.name)) - 1 for layer in g if layer.transfer is Transfer.MERGE)
 
     assert sums(graph) == sums(built)  # includes block 11 joining output block 14
 
@@ -107,9 +108,9 @@ def test_stem_by_hand():
 
 def test_graph_has_upsampling_and_merges_across_levels():
     graph = spinenet_graph("49")
-    ups = [l for l in graph if l.transfer is Transfer.UPSAMPLE]
-    assert ups and all(l.mode == "nearest" and l.factor[0] in (2, 4, 8, 16, 32) for l in ups)
-    assert any(l.op == "max_pool" and l.name.endswith(".pool") for l in graph)
+    ups = [layer for layer in graph if layer.transfer is Transfer.UPSAMPLE]
+    assert ups and all(layer.mode == "nearest" and layer.factor[0] in (2, 4, 8, 16, 32) for layer in ups)
+    assert any(layer.op == "max_pool" and layer.name.endswith(".pool") for layer in graph)
     # block 4 (level 3) sums block 2 brought down from level 2 and block 3 brought up from 4
     inputs = graph.predecessors("block4.merge")
     assert inputs == ["block4.resample0.expand", "block4.resample1.expand"]
@@ -119,7 +120,7 @@ def test_graph_has_upsampling_and_merges_across_levels():
     jumps = {rf[n][0].mins[0][1] for n in graph.predecessors("block4.resample0.squeeze")
              + graph.predecessors("block4.resample1.squeeze")}
     assert jumps == {4, 16}  # the parents live at levels 2 and 4
-    merges = [l.name for l in graph if l.transfer is Transfer.MERGE and l.name.endswith(".merge")]
+    merges = [layer.name for layer in graph if layer.transfer is Transfer.MERGE and layer.name.endswith(".merge")]
     assert len(merges) == len(BLOCK_SPECS)
 
 
@@ -158,10 +159,10 @@ def test_widths_follow_the_scaling_rules():
 
 def test_max_pool_schemes():
     single, repeated = spinenet_graph("49"), spinenet_graph("49", max_pool="repeated")
-    pools = [l for l in single if l.name.endswith(".pool")]
-    assert {(l.kernel[0], l.stride[0]) for l in pools} <= {(3, 2), (5, 4), (5, 8), (5, 16)}
-    assert all(l.kernel == (3, 3) and l.stride == (2, 2)
-               for l in repeated if ".pool" in l.name and l.name != "stem.pool")
+    pools = [layer for layer in single if layer.name.endswith(".pool")]
+    assert {(layer.kernel[0], layer.stride[0]) for layer in pools} <= {(3, 2), (5, 4), (5, 8), (5, 16)}
+    assert all(layer.kernel == (3, 3) and layer.stride == (2, 2)
+               for layer in repeated if ".pool" in layer.name and layer.name != "stem.pool")
     # P7 from the level-4 block: 35 + 2*16 (conv) + 2*32 + 2*64 (two 3x3/2 pools) = 259
     assert output_receptive_fields(repeated)["P7"][0] == (259, 259)
 

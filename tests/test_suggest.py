@@ -8,7 +8,7 @@ import math
 import pytest
 
 from rfa_toolbox import GraphBuilder, analysis_of, analyze, suggest
-from rfa_toolbox.suggest import total_macs
+from rfa_toolbox.edits import total_macs
 
 from conftest import EXAMPLES
 
@@ -56,9 +56,10 @@ def test_fully_utilized_model_gets_no_suggestion():
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
-from rfa_toolbox.encoders.torch.edit import EditError, apply_edits  # noqa: E402
 from rfa_toolbox.encoders.torch import encode  # noqa: E402
-from rfa_toolbox.suggest import rank_suggestions  # noqa: E402
+from rfa_toolbox.encoders.torch.edit import EditError, apply_edits  # noqa: E402
+
+from rfa_toolbox.edits import rank_suggestions  # noqa: E402
 
 
 def test_resnet50_macs_match_torchvision_documentation():
@@ -98,7 +99,7 @@ def test_shape_changing_removal_cannot_be_applied():
     x = torch.rand(1, 3, 8, 8)
     graph = encode(model, x)
     report = analyze(graph, 4)
-    from rfa_toolbox.suggest import Edit, EditKind, Suggestion
+    from rfa_toolbox.edits import Edit, EditKind, Suggestion
 
     fake = Suggestion([Edit(EditKind.REMOVE, ["3"], "remove 3", modules=["3"])], (1, 1), (1, 1), True,
                       None, None, None, None)

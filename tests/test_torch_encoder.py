@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import json
 
-
 import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 import torch.nn.functional as F  # noqa: E402
+from rfa_toolbox.encoders.torch import Op, TraceError, encode, register_handler  # noqa: E402
+from rfa_toolbox.encoders.torch.ir import REGISTERED  # noqa: E402
 from torch import nn  # noqa: E402
 
 from rfa_toolbox import Transfer, analyze, propagate  # noqa: E402
-from rfa_toolbox.encoders.torch import Op, TraceError, encode, register_handler  # noqa: E402
-from rfa_toolbox.encoders.torch.ir import REGISTERED  # noqa: E402
 
 from conftest import paper_values, rf  # noqa: E402
 
@@ -121,8 +120,8 @@ class FunctionalNet(nn.Module):
 def test_modules_and_functional_calls_give_the_same_graph():
     x = torch.rand(1, 3, 32, 32)
     g1, g2 = encode(ModuleNet(), x), encode(FunctionalNet(), x)
-    assert [(l.op, l.transfer, l.kernel, l.stride, l.dilation, l.factor) for l in g1] == \
-           [(l.op, l.transfer, l.kernel, l.stride, l.dilation, l.factor) for l in g2]
+    assert [(x.op, x.transfer, x.kernel, x.stride, x.dilation, x.factor) for x in g1] == \
+           [(x.op, x.transfer, x.kernel, x.stride, x.dilation, x.factor) for x in g2]
     out1, out2 = g1.output_nodes[0], g2.output_nodes[0]
     # H: 3 -> 3 (1x5 is 1 high) -> pool 3/2: 5, j 2 -> dilated 3x3: 5 + 4*2 = 13; skip keeps 5
     # W: 3 -> 3 + 4 = 7 (j 2) -> pool: 7 + 2*2 = 11 (j 4) -> dilated: 11 + 4*4 = 27; skip 11

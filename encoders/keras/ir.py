@@ -8,9 +8,9 @@ one call, and `register_handler` adds one for every later call in the process.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from rfa_toolbox.errors import RFAError
 

@@ -10,10 +10,9 @@ from typing import Any, Optional
 
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.ops import make_layer
-
-from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
 from rfa_toolbox.sources import looks_like_keras_json
 
+from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
 from .ir import Handler, KerasFormatError, KOp, KTensor, handler_table
 
 MODEL_CLASSES = ("Functional", "Model", "Sequential")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from rfa_toolbox.edits import EditKind, Suggestion
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
-from rfa_toolbox.suggest import EditKind, Suggestion
 
 
 class EditError(RFAError):

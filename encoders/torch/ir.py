@@ -9,9 +9,9 @@ them for one call, and `register_handler` adds one for every later call in the p
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, overload
+from typing import Any, Optional, TypeVar, overload
 
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Transfer
@@ -96,8 +96,8 @@ class Call:
 
     kind: str
     args: Sequence[Any]
-    sizes: Sequence[Optional[tuple[int, ...]]]
-    out_sizes: Sequence[Optional[tuple[int, ...]]]
+    sizes: Sequence[Any]      #: per input, its shape as a tuple of ints, or None
+    out_sizes: Sequence[Any]  #: per output, its shape as a tuple of ints, or None
     ndim: int
     module: str
     tensors: list[Traced]
@@ -131,10 +131,13 @@ def qualified(kind: str) -> str:
     return kind if "::" in kind else f"aten::{kind}"
 
 
-def handles(*kinds: str) -> Callable[[Handler], Handler]:
+H = TypeVar("H", bound=Handler)
+
+
+def handles(*kinds: str) -> Callable[[H], H]:
     """Decorator of the built-in handlers: the function handles the op kinds ``kinds``."""
 
-    def register(fn: Handler) -> Handler:
+    def register(fn: H) -> H:
         for kind in kinds:
             DEFAULT_HANDLERS[qualified(kind)] = fn
         return fn

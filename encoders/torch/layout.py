@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import AbstractSet, Union
+from collections.abc import Set as AbstractSet
+from typing import Union
 
 Axes = AbstractSet[int]  #: the spatial axes one tensor dimension carries
 Layout = tuple[Axes, ...]
@@ -25,7 +26,7 @@ class Dim(frozenset[int]):
 
     factors: tuple[tuple[frozenset[int], int], ...]
 
-    def __new__(cls, factors: Sequence[tuple[frozenset[int], int]]) -> "Dim":
+    def __new__(cls, factors: Sequence[tuple[frozenset[int], int]]) -> Dim:
         dim = super().__new__(cls, frozenset[int]().union(*(axes for axes, _ in factors)))
         dim.factors = tuple(factors)
         return dim

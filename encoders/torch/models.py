@@ -11,9 +11,10 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
@@ -65,8 +66,8 @@ def _torchvision(name: str) -> Any:
 
 def _timm(name: str) -> Any:
     try:
-        import torch  # noqa: F401
         import timm
+        import torch  # noqa: F401
     except ImportError:
         raise ModelLoadError("timm is not installed: pip install 'rfa-toolbox[timm]'") from None
     if not timm.is_model(name):
@@ -82,13 +83,15 @@ def import_file(path: Path) -> Any:
         raise ModelLoadError(f"no such file: {path}")
     key = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
     spec = importlib.util.spec_from_file_location(f"rfa_model_{key}", path)
+    if spec is None or spec.loader is None:
+        raise ModelLoadError(f"cannot import {path}: not a Python file")
     module = importlib.util.module_from_spec(spec)
     sys.path.insert(0, str(path.resolve().parent))
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ModelLoadError(f"cannot import {path}: syntax error on line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:  # noqa: BLE001 - any failure of the user's file
+    except Exception as exc:
         raise ModelLoadError(f"cannot import {path}: {type(exc).__name__}: {_first_line(exc)}") from None
     finally:
         sys.path.remove(str(path.resolve().parent))
@@ -153,7 +156,7 @@ def _build(obj: Any, label: str) -> Any:
             built = obj()
         except TypeError as exc:
             raise ModelLoadError(f"{label} cannot be built without arguments: {_first_line(exc)}") from None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
         if is_torch_module(built) or isinstance(built, Graph):
             return built

@@ -6,6 +6,7 @@ from typing import Optional
 
 from rfa_toolbox.graph import Graph
 
+
 def _slice_chain(graph: Graph, name: str) -> Optional[tuple[str, list[str]]]:
     """(source, strided slice nodes) when ``name`` is a chain of slices of one tensor."""
     chain = []
@@ -26,10 +27,11 @@ def join_space_to_depth(graph: Graph) -> None:
     for name in list(graph.topological_order()):
         if graph[name].op != "concat":
             continue
-        chains = [_slice_chain(graph, p) for p in graph.predecessors(name)]
-        if len(chains) < 2 or None in chains or len({source for source, _ in chains}) != 1:
+        found = [_slice_chain(graph, p) for p in graph.predecessors(name)]
+        chains = [c for c in found if c is not None]
+        if len(chains) < 2 or len(chains) != len(found) or len({source for source, _ in chains}) != 1:
             continue
-        offsets: dict[int, set] = {}
+        offsets: dict[int, set[int]] = {}
         for _, chain in chains:
             for node in chain:
                 for axis, start in graph[node].meta["offset"].items():

@@ -11,10 +11,12 @@ import contextlib
 import inspect
 import traceback
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .ir import TraceError
+
 
 class _DataDependentBranch(Exception):
     pass
@@ -49,10 +51,10 @@ def _branches_checked(inputs: tuple[Any, ...]) -> Iterator[None]:
     original = torch.Tensor.__bool__
 
     def checked(tensor: Any) -> bool:
-        if torch._C._get_tracing_state() is not None:
-            if _reads_input_values(torch._C._get_value_trace(tensor), len(inputs)):
-                caller = traceback.extract_stack(limit=2)[0]
-                raise _DataDependentBranch(f"{Path(caller.filename).name}:{caller.lineno}")
+        if torch._C._get_tracing_state() is not None and _reads_input_values(
+                torch._C._get_value_trace(tensor), len(inputs)):
+            caller = traceback.extract_stack(limit=2)[0]
+            raise _DataDependentBranch(f"{Path(caller.filename).name}:{caller.lineno}")
         return original(tensor)
 
     torch.Tensor.__bool__ = checked
@@ -86,7 +88,7 @@ def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
             " traced along one branch only, so the graph would be wrong; make forward's"
             " control flow depend on shapes or settings, not on tensor values"
         ) from None
-    except Exception as exc:  # noqa: BLE001 - any failure of the user's model
+    except Exception as exc:
         raise TraceError(_trace_failure(exc, inputs)) from None
     finally:
         torch.jit._trace._trace_module_map = previous

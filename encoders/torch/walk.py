@@ -236,7 +236,7 @@ def node_names(pending: list[PendingNode], reserved: set[str]) -> list[str]:
     per_module: dict[str, int] = {}
     for node in pending:
         per_module[node.module] = per_module.get(node.module, 0) + 1
-    used: dict[str, int] = {name: 1 for name in reserved}
+    used: dict[str, int] = dict.fromkeys(reserved, 1)
     names = []
     for node in pending:
         module, op = node.module, node.op.op

@@ -21,7 +21,11 @@ from typing import Any
 
 from .rates import DEFAULTS, RFSearchWarning, estimate_rate, expand_rate, make_config
 from .structure import (
-    StructureError, format_structure, load_structure, normalize_structure, save_structure,
+    StructureError,
+    format_structure,
+    load_structure,
+    normalize_structure,
+    save_structure,
 )
 
 _LAZY = {

@@ -15,7 +15,12 @@ from torch import nn
 from .ops import SearchConv, dilated_conv, is_searchable
 from .rates import Rate, RFSearchWarning, make_config
 from .structure import (
-    StructureError, StructureLike, as_structure, dilation_for, key_matches, save_structure,
+    StructureError,
+    StructureLike,
+    as_structure,
+    dilation_for,
+    key_matches,
+    save_structure,
     structure_dict,
 )
 
@@ -140,8 +145,9 @@ class RFSearch:
                 continue
             ndim = len(conv.kernel_size)
             dilation = dilation_for(mapping, name, ndim) if mapping else None
-            if dilation is not None:
-                used.add(key_matches(mapping, name))
+            key = key_matches(mapping, name) if mapping else None
+            if dilation is not None and key is not None:
+                used.add(key)
             if self.mode == FIXED_SINGLE_BRANCH:
                 if dilation is not None:
                     wrapped[id(conv)] = dilated_conv(conv, dilation)

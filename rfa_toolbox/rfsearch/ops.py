@@ -20,7 +20,7 @@ _FUNCTIONS = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate", "circular": "circular"}
 
 
-def _base_type(module: nn.Module) -> Optional[type]:
+def _base_type(module: nn.Module) -> Optional[type[Any]]:
     for kind in CONV_TYPES:
         if isinstance(module, kind):
             return kind
@@ -84,7 +84,7 @@ class PaddedConv(nn.Module):
     def __init__(self, conv: nn.Module, pads: Pads, mode: str = "zeros"):
         super().__init__()
         self.conv = conv
-        self.pads = tuple(tuple(int(v) for v in p) for p in pads)
+        self.pads: Pads = tuple((int(p[0]), int(p[1])) for p in pads)
         self.mode = mode
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -216,11 +216,6 @@ class SearchConv(nn.Module):
         else (before, after)."""
         return tuple(b if b == a else (b, a) for b, a in self.pads(self.dilation))
 
-    @property
-    def branch_paddings(self) -> list[tuple]:
-        """The padding of each branch, as `padding` gives it."""
-        return [tuple(b if b == a else (b, a) for b, a in self.pads(rate)) for rate in self.rates]
-
     # -- search -----------------------------------------------------------------------------------
 
     def weights(self) -> torch.Tensor:
@@ -313,7 +308,9 @@ class SearchConv(nn.Module):
                 kernel[(slice(None), slice(None)) + index] += wi * weight
             bias = None if conv.bias is None else conv.bias.detach() * w.sum()
         symmetric = all(b == a >= 0 for b, a in zip(before, after))
-        dense = _base_type(conv)(
+        conv_type = _base_type(conv)
+        assert conv_type is not None  # searchable convs are Conv1d/2d/3d
+        dense = conv_type(
             conv.in_channels, conv.out_channels, tuple(size), stride=conv.stride,
             padding=tuple(before) if symmetric else 0, dilation=1, groups=conv.groups,
             bias=bias is not None, padding_mode=conv.padding_mode if symmetric else "zeros",

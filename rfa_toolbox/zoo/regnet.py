@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import asdict, dataclass
-from typing import Optional
+from typing import Any, Optional
 
 from ..builder import GraphBuilder
 from ..graph import Graph
@@ -38,12 +38,13 @@ class RegNetParams:
 
     def stages(self) -> list[tuple[int, int, int]]:
         """(width, depth, group width) of each stage, after quantization and compatibility."""
-        widths = []
+        widths: list[int] = []
         for j in range(self.depth):
             u = self.w0 + self.wa * j
             power = round(math.log(u / self.w0) / math.log(self.wm)) if self.wm != 1 else 0
             widths.append(int(round(self.w0 * self.wm ** power / QUANT) * QUANT))
-        stage_widths, stage_depths = [], []
+        stage_widths: list[int] = []
+        stage_depths: list[int] = []
         for w in widths:
             if stage_widths and stage_widths[-1] == w:
                 stage_depths[-1] += 1
@@ -58,7 +59,7 @@ class RegNetParams:
             out.append((int(w_bot / self.bottleneck), d, g))
         return out
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The parameters as a plain dict."""
         return asdict(self)
 
@@ -69,7 +70,8 @@ def _divisible(value: float, divisor: int) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _preset(depth, w0, wa, wm, g, se=False, torchvision=False) -> RegNetParams:
+def _preset(depth: int, w0: int, wa: float, wm: float, g: int, se: bool = False,
+            torchvision: bool = False) -> RegNetParams:
     return RegNetParams(depth, w0, wa, wm, g, 1.0, 0.25 if se else None,
                         rounding="torchvision" if torchvision else "paper")
 
@@ -153,29 +155,24 @@ def regnet_graph(params: RegNetParams, name: str = "regnet", classes: int = 1000
     return b.build()
 
 
-def preset_graph(name: str) -> Graph:
-    """The graph of a named preset (see `PRESETS`)."""
-    return regnet_graph(PRESETS[name], name=name)
-
-
 # -- the fast path for NAS filters ----------------------------------------------------------
 
 _CONV3 = {s: make_layer(f"conv3/{s}", "conv", 2, kernel=3, stride=s) for s in (1, 2)}
 _PROJ = make_layer("proj/2", "conv", 2, kernel=1, stride=2)
 
 
-def regnet_r(params: RegNetParams) -> tuple:
+def regnet_r(params: RegNetParams) -> tuple[int, int]:
     """r per axis of the RegNet, straight from the parameters: the same propagation as
     `regnet_graph` + analysis (1x1 convs, norms and squeeze-excitation leave the finite
     receptive fields unchanged), without building a graph. Used by the NAS filters."""
     rf: NodeRF = apply(_CONV3[2], (INPUT_RF, INPUT_RF))
-    largest = rf[0].r_min
+    largest = int(rf[0].mins[0][0])  # integer strides: every size is an int
     w_in = params.stem_width
     for width, depth, _ in params.stages():
         for i in range(depth):
             stride = 2 if i == 0 else 1
             main = apply(_CONV3[stride], rf, with_max=False)
-            largest = max(largest, main[0].r_min)
+            largest = max(largest, int(main[0].mins[0][0]))
             if w_in != width or stride != 1:
                 shortcut = apply(_PROJ, rf, with_max=False) if stride != 1 else rf
                 rf = tuple(union([m, s], with_max=False) for m, s in zip(main, shortcut))

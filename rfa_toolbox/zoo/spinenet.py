@@ -31,6 +31,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
+from ..analysis import PerAxis
 from ..builder import GraphBuilder
 from ..graph import Graph, plain
 from ..receptive_field import propagate
@@ -102,10 +103,14 @@ def variant_name(variant: Any) -> str:
     return text
 
 
-def block_width(level: int, block: str, filter_scale: float = 1.0) -> int:
-    """Output channels of a block: its filters, times 4 for a bottleneck."""
-    filters = int(FILTERS[level] * filter_scale)
+def block_width(block: str, filters: int) -> int:
+    """Output channels of a block with ``filters``: times 4 for a bottleneck."""
     return filters * 4 if block == BOTTLENECK else filters
+
+
+def inner_width(block: str, channels: int) -> int:
+    """The inner width of a block with ``channels`` outputs: a bottleneck's is a quarter."""
+    return channels // 4 if block == BOTTLENECK else channels
 
 
 class _Net:
@@ -121,7 +126,7 @@ class _Net:
 
     def block(self, x: str, name: str, kind: str, cin: int, filters: int) -> tuple[str, int]:
         """One bottleneck or basic residual block (stride 1); returns (node, out channels)."""
-        cout = filters * 4 if kind == BOTTLENECK else filters
+        cout = block_width(kind, filters)
         if kind == BOTTLENECK:
             y = self.conv(x, f"{name}.conv1", 1, cin, filters)
             y = self.conv(y, f"{name}.conv2", 3, filters, filters)
@@ -142,7 +147,7 @@ class _Net:
     def resample(self, x: str, name: str, cin: int, parent_block: str, up_levels: int,
                  cout: int, alpha: float) -> str:
         """A parent feature resampled to the target: ``up_levels`` > 0 goes to a finer level."""
-        mid = int((cin // 4 if parent_block == BOTTLENECK else cin) * alpha)
+        mid = int(inner_width(parent_block, cin) * alpha)
         x = self.conv(x, f"{name}.squeeze", 1, cin, mid)
         if up_levels < 0:  # the target is coarser: go down
             down = -up_levels
@@ -176,8 +181,8 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
     name = variant_name(variant)
     if max_pool not in MAX_POOL_SCHEMES:
         raise ValueError(f"max_pool must be one of {', '.join(MAX_POOL_SCHEMES)}, not {max_pool!r}")
-    specs = [BlockSpec(int(l), str(k), (int(p[0]), int(p[1])), bool(o))
-             for l, k, p, o in (block_specs if block_specs is not None else BLOCK_SPECS)]
+    specs = [BlockSpec(int(lv), str(k), (int(p[0]), int(p[1])), bool(o))
+             for lv, k, p, o in (block_specs if block_specs is not None else BLOCK_SPECS)]
     scaling = SCALING[name]
     scale, repeats = scaling.filter_scale, scaling.block_repeats
     b = GraphBuilder(name=f"spinenet{name.lower()}")
@@ -194,7 +199,10 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
     cin = STEM_WIDTH
     for k in range(2):
         x, cin = net.group(x, f"block{k}", BOTTLENECK, cin, stem_filters, repeats)
-        feats.append(x), levels.append(2), kinds.append(BOTTLENECK), widths.append(cin)
+        feats.append(x)
+        levels.append(2)
+        kinds.append(BOTTLENECK)
+        widths.append(cin)
     fan_out = [0, 0]
 
     outputs: dict[int, str] = {}
@@ -205,7 +213,7 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
         if not all(0 <= p < k for p in spec.parents):
             raise ValueError(f"block {k}: parents {spec.parents} must be earlier blocks (0..{k - 1})")
         filters = int(FILTERS[spec.level] * scale)
-        width = filters * 4 if spec.block == BOTTLENECK else filters
+        width = block_width(spec.block, filters)
         parts = []
         for i, p in enumerate(spec.parents):
             parts.append(net.resample(feats[p], f"block{k}.resample{i}", widths[p], kinds[p],
@@ -218,7 +226,10 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
                     fan_out[j] += 1
         merged = b.add(*parts, name=f"block{k}.merge")
         x, _ = net.group(merged, f"block{k}", spec.block, width, filters, repeats)
-        feats.append(x), levels.append(spec.level), kinds.append(spec.block), widths.append(width)
+        feats.append(x)
+        levels.append(spec.level)
+        kinds.append(spec.block)
+        widths.append(width)
         fan_out.append(0)
         if spec.output:
             if spec.level in outputs:
@@ -239,7 +250,7 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
 _LEVEL = re.compile(r"(?:^|[./_:-])P(\d)(?:$|[./_:-])")
 
 
-def output_receptive_fields(graph: Graph) -> dict[str, tuple[tuple, tuple]]:
+def output_receptive_fields(graph: Graph) -> dict[str, tuple[PerAxis, PerAxis]]:
     """Per output: ``{"P3": ((r_min per axis), (r_max per axis)), ...}``.
 
     The label is the ``P<level>`` found in the output's module path or name (``output.P3``);
@@ -247,7 +258,7 @@ def output_receptive_fields(graph: Graph) -> dict[str, tuple[tuple, tuple]]:
     for the builder's graphs and for traced PyTorch implementations alike.
     """
     rf = propagate(graph)
-    result: dict[str, tuple[tuple, tuple]] = {}
+    result: dict[str, tuple[PerAxis, PerAxis]] = {}
     for i, name in enumerate(graph.output_nodes):
         layer = graph[name]
         match = _LEVEL.search(layer.module or "") or _LEVEL.search(name)

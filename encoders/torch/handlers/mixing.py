@@ -59,16 +59,15 @@ def _linear(call: Call) -> Op:
     """A dense layer on the last dim: pointwise, or global when that dim carries positions."""
     weight = call.sizes[1]
     params = numel(weight) + (numel(call.sizes[2]) if len(call.sizes) > 2 and call.sizes[2] else 0)
-    meta = dict(in_channels=weight[-1] if weight else None, out_channels=weight[0] if weight else None,
-                params=params or None)
+    in_channels = weight[-1] if weight else None
+    out_channels = weight[0] if weight else None
     layout = call.x.layout
     axes = layout[-1]
-    out = layout[:-1] + (NONE,)
     if isinstance(call.args[1], Traced):  # both operands carry positions: a matmul
         return _matmul(call)
-    if axes:
-        return Op("dense", Transfer.GLOBAL, True, global_axes=sorted(axes), layout=out, **meta)
-    return Op("dense", Transfer.NEUTRAL, True, layout=out, **meta)
+    transfer = Transfer.GLOBAL if axes else Transfer.NEUTRAL
+    return Op("dense", transfer, True, global_axes=sorted(axes), layout=layout[:-1] + (NONE,),
+              in_channels=in_channels, out_channels=out_channels, params=params or None)
 
 
 def _mixing(op: str, contracted: set[int], layout: Layout) -> Op:
@@ -117,7 +116,7 @@ def _einsum(call: Call) -> Op:
     inputs, _, output = equation.partition("->")
     letters: dict[str, set[int]] = {}
     operands = call.args[1]
-    for spec, operand, sizes in zip(inputs.split(","), operands, call.sizes[1] or []):
+    for spec, operand, _ in zip(inputs.split(","), operands, call.sizes[1] or []):
         layout = operand.layout if isinstance(operand, Traced) else ()
         for i, letter in enumerate(spec.replace("...", "")):
             if layout and i < len(layout):

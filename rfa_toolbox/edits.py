@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from .analysis import Analysis, Status, analyze_graph
+from .analysis import Analysis, PerAxis, Status, analyze_graph
 from .graph import Graph, Layer, TextEnum, Transfer, plain
 from .receptive_field import NodeRF
 
@@ -48,8 +49,8 @@ class Suggestion:
     """A verified set of edits and what they do to the model."""
 
     edits: list[Edit]
-    r: tuple
-    max_resolution: tuple
+    r: PerAxis
+    max_resolution: PerAxis
     fully_utilized: bool
     params_before: Optional[int]
     params_after: Optional[int]
@@ -117,13 +118,13 @@ def _jump(node: NodeRF) -> tuple[Any, ...]:
 def _scaled_macs(before: Graph, after: Graph, rf_before: dict[str, NodeRF],
                  rf_after: dict[str, NodeRF], kernel_scale: dict[str, float]) -> Optional[int]:
     """MACs after an edit: a layer's output positions scale with 1/jump on each axis."""
-    total, known = 0, False
+    total, known = 0.0, False
     for layer in after:
         macs = layer_macs(before[layer.name]) if layer.name in before else None
         if macs is None:
             continue
         known = True
-        factor = kernel_scale.get(layer.name, 1.0)
+        factor: float = kernel_scale.get(layer.name, 1.0)
         for j0, j1 in zip(_jump(rf_before[layer.name]), _jump(rf_after[layer.name])):
             if j0 and j1:
                 factor *= float(j0) / float(j1)
@@ -163,7 +164,7 @@ def _stride_edits(graph: Graph, site: list[str]) -> list[Edit]:
             edits.append(Edit(EditKind.STRIDE, list(site), f"stride of {shown} {label}",
                               {n: [plain(s) for s in strides[n]] for n in site},
                               {n: [plain(s) for s in after[n]] for n in site},
-                              sorted({graph[n].module for n in site if graph[n].module})))
+                              sorted({m for n in site if (m := graph[n].module)})))
     return edits
 
 
@@ -177,9 +178,10 @@ def _stem_kernel_edits(graph: Graph) -> list[Edit]:
             for target in sorted({max(3, k - 2) for k in layer.kernel} | {3}, reverse=True):
                 new = [min(k, target) if k > 3 else k for k in layer.kernel]
                 if new != list(layer.kernel) and all(k >= s for k, s in zip(new, layer.stride)):
-                    edits.append(Edit(EditKind.KERNEL, [name], f"stem kernel of {name} {'x'.join(map(str, layer.kernel))}"
-                                      f" -> {'x'.join(map(str, new))}", {name: list(layer.kernel)},
-                                      {name: new}, [layer.module] if layer.module else []))
+                    shown = f"{'x'.join(map(str, layer.kernel))} -> {'x'.join(map(str, new))}"
+                    edits.append(Edit(EditKind.KERNEL, [name], f"stem kernel of {name} {shown}",
+                                      {name: list(layer.kernel)}, {name: new},
+                                      [layer.module] if layer.module else []))
             return edits
     return []
 
