@@ -273,7 +273,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
     return Analysis(graph, rf, report)
 
 
-def fully_utilized(r: PerAxis, resolution: tuple[int, ...]) -> bool:
+def fully_utilized(r: Sequence[Number | float | None], resolution: tuple[int, ...]) -> bool:
     """R > r on every axis (an axis with no finite layer does not count)."""
     return all(v is None or v < R for v, R in zip(r, resolution))
 

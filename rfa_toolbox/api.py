@@ -6,9 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 from .analysis import Analysis, PerAxis, Report, analyze_graph, fully_utilized, graph_r
-from .edits import Suggestion, rank_suggestions
+from .edits import Suggestion
 from .resolution import ResolutionLike, parse_resolution
 from .sources import ModelLike, load_graph, model_name
+from .verify import rank_suggestions
 
 
 def analysis_of(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,
@@ -22,8 +23,9 @@ def analysis_of(model: ModelLike, resolution: ResolutionLike, suggestions: bool 
     graph = load_graph(model, resolution=resolution, **options)
     analysis = analyze_graph(graph, resolution, model=model_name(model, graph))
     if suggestions:
-        found = rank_suggestions(analysis, limit)
-        analysis = replace(analysis, report=replace(analysis.report, suggestions=found))
+        notes = list(analysis.report.notes)
+        found = rank_suggestions(analysis, limit, notes=notes)
+        analysis = replace(analysis, report=replace(analysis.report, suggestions=found, notes=notes))
     return analysis
 
 

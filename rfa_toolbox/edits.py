@@ -1,21 +1,21 @@
-"""Architecture edits that lower r below the input resolution, each verified on a copy.
+"""Architecture edits that lower r below the input resolution: what they are, the candidates
+for a graph, and how they apply to a graph (`rfa_toolbox.verify` checks and ranks them).
 
 Candidates (Richter et al.: just enough change): stride reductions of downsampling layers (one
 or two sites at a time; the parallel layers of a site change together so shapes still match),
-kernel reductions in the stem, and removal of modules whose layers are all unproductive, with
-the widening of the preceding stage that keeps the parameter count. Every candidate is applied
-to a copy of the graph and analyzed again.
+smaller patches for patchify layers (kernel and stride reduced together), kernel reductions in
+the stem, and removal of modules whose layers are all unproductive, with the widening of the
+preceding stage that keeps the parameter count.
 """
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from .analysis import Analysis, PerAxis, Status, analyze_graph
+from .analysis import Analysis, PerAxis, Status
 from .graph import Graph, Layer, TextEnum, Transfer, plain
 from .receptive_field import NodeRF
 
@@ -24,6 +24,7 @@ class EditKind(TextEnum):
     """What an `Edit` changes."""
 
     STRIDE = "stride"  #: the stride of downsampling layers
+    PATCH = "patch"    #: kernel and stride of a patchify layer (kernel = stride), together
     KERNEL = "kernel"  #: the kernel of the stem
     REMOVE = "remove"  #: whole modules, bypassed
 
@@ -31,7 +32,8 @@ class EditKind(TextEnum):
 @dataclass
 class Edit:
     """One change: its ``kind``; ``layers`` the graph nodes it touches; ``before``/``after``
-    the per-axis values (stride, kernel) of each layer."""
+    the per-axis values of each layer (the stride, the kernel, or for a patch both: they are
+    equal)."""
 
     kind: EditKind
     layers: list[str]
@@ -111,32 +113,16 @@ def total_macs(graph: Graph) -> Optional[int]:
     return sum(counts) if counts else None
 
 
-def _jump(node: NodeRF) -> tuple[Any, ...]:
+def jump_of(node: NodeRF) -> tuple[Any, ...]:
+    """The jump of the smallest path per axis (None where every path is infinite)."""
     return tuple(a.mins[0][1] if a.mins else None for a in node)
-
-
-def _scaled_macs(before: Graph, after: Graph, rf_before: dict[str, NodeRF],
-                 rf_after: dict[str, NodeRF], kernel_scale: dict[str, float]) -> Optional[int]:
-    """MACs after an edit: a layer's output positions scale with 1/jump on each axis."""
-    total, known = 0.0, False
-    for layer in after:
-        macs = layer_macs(before[layer.name]) if layer.name in before else None
-        if macs is None:
-            continue
-        known = True
-        factor: float = kernel_scale.get(layer.name, 1.0)
-        for j0, j1 in zip(_jump(rf_before[layer.name]), _jump(rf_after[layer.name])):
-            if j0 and j1:
-                factor *= float(j0) / float(j1)
-        total += macs * factor
-    return round(total) if known else None
 
 
 # -- candidates -------------------------------------------------------------------------------
 
 def _input_jump(graph: Graph, rf: dict[str, NodeRF], name: str) -> Optional[tuple[Any, ...]]:
     preds = graph.predecessors(name)
-    return _jump(rf[preds[0]]) if preds else None
+    return jump_of(rf[preds[0]]) if preds else None
 
 
 def downsampling_sites(graph: Graph, rf: dict[str, NodeRF]) -> list[list[str]]:
@@ -152,19 +138,31 @@ def downsampling_sites(graph: Graph, rf: dict[str, NodeRF]) -> list[list[str]]:
     return list(sites.values())
 
 
+def _halved(s: Any) -> Any:
+    return s // 2 if s >= 4 else s
+
+
 def _stride_edits(graph: Graph, site: list[str]) -> list[Edit]:
+    """Stride to 1 and stride halved for a site; for a patchify site (every strided layer has
+    its kernel equal to its stride), also the patch halved: kernel and stride together."""
     edits = []
     strides = {name: list(graph[name].stride) for name in site}
-    changes: tuple[tuple[str, Callable[[Any], Any]], ...] = (
-        ("to 1", lambda s: 1), ("halved", lambda s: s // 2 if s >= 4 else s))
+    shown = ", ".join(site[:3]) + (f" (+{len(site) - 3})" if len(site) > 3 else "")
+    modules = sorted({m for n in site if (m := graph[n].module)})
+    changes: tuple[tuple[str, Callable[[Any], Any]], ...] = (("to 1", lambda s: 1), ("halved", _halved))
     for label, change in changes:
         after = {name: [change(s) if s > 1 else s for s in ss] for name, ss in strides.items()}
         if after != strides and all(all(s >= 1 for s in ss) for ss in after.values()):
-            shown = ", ".join(site[:3]) + (f" (+{len(site) - 3})" if len(site) > 3 else "")
             edits.append(Edit(EditKind.STRIDE, list(site), f"stride of {shown} {label}",
                               {n: [plain(s) for s in strides[n]] for n in site},
-                              {n: [plain(s) for s in after[n]] for n in site},
-                              sorted({m for n in site if (m := graph[n].module)})))
+                              {n: [plain(s) for s in after[n]] for n in site}, modules))
+    if all(list(graph[n].kernel) == strides[n] for n in site):
+        patch = {name: [_halved(s) if s > 1 else s for s in ss] for name, ss in strides.items()}
+        if patch != strides:
+            sizes = "x".join(map(str, strides[site[0]])) + " -> " + "x".join(map(str, patch[site[0]]))
+            edits.append(Edit(EditKind.PATCH, list(site), f"patch of {shown} {sizes} (kernel and stride)",
+                              {n: [plain(s) for s in strides[n]] for n in site},
+                              {n: [plain(s) for s in patch[n]] for n in site}, modules))
     return edits
 
 
@@ -191,7 +189,8 @@ def _module_of(layer: Layer) -> str:
 
 
 def removable_modules(analysis: Analysis) -> list[list[str]]:
-    """Node groups of the largest modules whose computing layers are all unproductive."""
+    """Node groups of the largest modules whose computing layers are all unproductive, in
+    topological order (linear in the graph times the depth of the module paths)."""
     graph = analysis.graph
     status = {row.name: row.status for row in analysis.report.layers}
     members: dict[str, list[str]] = {}
@@ -204,10 +203,9 @@ def removable_modules(analysis: Analysis) -> list[list[str]]:
            and all(status[n] is Status.UNPRODUCTIVE for n in names
                    if graph[n].computes and status[n] is not Status.HEAD)
            and not any(status[n] is Status.HEAD for n in names)}
-    maximal = [m for m in bad if not any(m.startswith(p + ".") for p in bad)]
-    order = {name: i for i, name in enumerate(graph.topological_order())}
+    maximal = [m for m in bad if not any(".".join(m.split(".")[:d]) in bad for d in range(1, m.count(".") + 1))]
     groups = [members[m] for m in maximal if _keeps_shape(graph, members[m])]
-    return sorted(groups, key=lambda names: order[names[0]])
+    return sorted(groups, key=lambda names: graph.position(names[0]))
 
 
 def _keeps_shape(graph: Graph, names: list[str]) -> bool:
@@ -239,94 +237,33 @@ def _common_module(graph: Graph, group: list[str]) -> str:
 # -- applying edits to a graph ------------------------------------------------------------------
 
 def apply_to_graph(graph: Graph, edits: list[Edit]) -> Graph:
-    """A copy of ``graph`` with ``edits`` applied (strides and kernels set, modules bypassed)."""
+    """A copy of ``graph`` with ``edits`` applied (strides, patches and kernels set, modules
+    bypassed)."""
     out = graph.copy()
     for edit in edits:
-        if edit.kind is EditKind.STRIDE:
-            for name in edit.layers:
-                out.replace(out[name].with_changes(stride=tuple(edit.after[name])))
-        elif edit.kind is EditKind.KERNEL:
-            for name in edit.layers:
-                out.replace(out[name].with_changes(kernel=tuple(edit.after[name])))
-        elif edit.kind is EditKind.REMOVE:
+        if edit.kind is EditKind.REMOVE:
             for name in edit.layers:
                 out.bypass(name)
+        else:
+            for layer in changed_layers(out, [edit]).values():
+                out.replace(layer)
     return out
 
 
-def _widening(graph: Graph, rf: dict[str, NodeRF], removed: list[str]) -> dict[str, int]:
-    """New output widths of the stage before the removed layers that keep the parameter count
-    (conv parameters grow with the square of the width)."""
-    removed_set = set(removed)
-    order = graph.topological_order()
-    first = min(order.index(n) for n in removed)
-    before = [n for n in order[:first] if graph[n].computes and graph[n].out_channels
-              and graph[n].params and n not in removed_set]
-    gone = sum(graph[n].params or 0 for n in removed)
-    if not before or not gone:
-        return {}
-    stage_jump = _jump(rf[before[-1]])
-    stage = [n for n in before if _jump(rf[n]) == stage_jump]
-    kept = sum(graph[n].params or 0 for n in stage)
-    scale = math.sqrt((kept + gone) / kept)
-    return {n: max(8, int(round((graph[n].out_channels or 0) * scale / 8)) * 8) for n in stage}
-
-
-ADAPTIVE_NOTE = ("an estimate: the adaptive pooling ({}) adapts its window to the feature-map"
-                 " size, which this edit changes; analyze the edited model to confirm")
-
-
-# -- the search -------------------------------------------------------------------------------
-
-def _distance(r: tuple[Any, ...], resolution: tuple[int, ...]) -> float:
-    """How far r is below R (the smallest margin over the axes); infinite when not below."""
-    margins = [R - v for v, R in zip(r, resolution) if v is not None]
-    return min(margins) if margins and min(margins) > 0 else math.inf
-
-
-def rank_suggestions(analysis: Analysis, limit: int = 10) -> list[Suggestion]:
-    """Ranked, verified suggestions for the analyzed model: fully utilized first, then fewest
-    edits, then r closest below R (just enough), then the smallest MACs increase. A model that
-    is already fully utilized gets none."""
-    graph, rf, report = analysis.graph, analysis.rf, analysis.report
-    if report.fully_utilized:
-        return []
-    candidates: list[list[Edit]] = []
-    site_edits = [_stride_edits(graph, site) for site in downsampling_sites(graph, rf)]
-    singles = [edit for edits in site_edits for edit in edits]
-    candidates += [[edit] for edit in singles]
-    for a, b in itertools.combinations(range(len(site_edits)), 2):
-        candidates += [[ea, eb] for ea in site_edits[a] for eb in site_edits[b]]
-    candidates += [[edit] for edit in _stem_kernel_edits(graph)]
-    groups = removable_modules(analysis)
-    if groups:
-        candidates += [[_remove_edit(graph, groups)]]
-        if len(groups) > 1:
-            candidates += [[_remove_edit(graph, [group])] for group in groups]
-    params, macs = total_params(graph), total_macs(graph)
-    adaptive = [layer.name for layer in graph if layer.op.startswith("adaptive_")]
-    out = []
-    for edits in candidates:
-        edited = analyze_graph(apply_to_graph(graph, edits), report.resolution, model=report.model)
-        after = edited.report
-        kernel_scale = {n: math.prod(e.after[n]) / math.prod(e.before[n])
-                        for e in edits if e.kind is EditKind.KERNEL for n in e.layers}
-        widths = {}
-        params_after = total_params(edited.graph)
-        macs_after = _scaled_macs(graph, edited.graph, rf, edited.rf, kernel_scale)
-        removed = [n for e in edits if e.kind is EditKind.REMOVE for n in e.layers]
-        if removed:
-            widths = _widening(graph, rf, removed)
-            if widths and params is not None:
-                params_after = params  # the widening gives the removed parameters back
-        elif params_after is not None and kernel_scale:
-            params_after = params_after - sum(
-                round((graph[n].params or 0) * (1 - s)) for n, s in kernel_scale.items())
-        notes = [ADAPTIVE_NOTE.format(", ".join(adaptive[:3]))] if adaptive and any(
-            e.kind is not EditKind.KERNEL for e in edits) else []
-        out.append(Suggestion(edits, after.r, after.max_resolution, after.fully_utilized,
-                              params, params_after, macs, macs_after, widths, notes))
-    base = macs or 0
-    out.sort(key=lambda s: (not s.fully_utilized, len(s.edits), _distance(s.r, report.resolution),
-                            (s.macs_after or base) - base))
-    return out[:limit]
+def changed_layers(graph: Graph, edits: list[Edit]) -> dict[str, Layer]:
+    """The layers that ``edits`` replace. A removed layer becomes a neutral pass-through, which
+    has the receptive fields of bypassing it (its inputs feed its consumers)."""
+    out: dict[str, Layer] = {}
+    for edit in edits:
+        for name in edit.layers:
+            values = tuple(edit.after.get(name, ()))
+            layer = out.get(name, graph[name])
+            if edit.kind is EditKind.REMOVE:
+                out[name] = layer.with_changes(transfer=Transfer.NEUTRAL, computes=False)
+            elif edit.kind is EditKind.STRIDE:
+                out[name] = layer.with_changes(stride=values)
+            elif edit.kind is EditKind.KERNEL:
+                out[name] = layer.with_changes(kernel=values)
+            elif edit.kind is EditKind.PATCH:
+                out[name] = layer.with_changes(kernel=values, stride=values)
+    return out

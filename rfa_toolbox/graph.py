@@ -139,6 +139,7 @@ class Graph:
         self._index: dict[str, int] = {}
         self._in_order = True
         self._order: list[str] | None = None
+        self._positions: dict[str, int] | None = None
 
     # -- construction -------------------------------------------------------------------------
     def add(self, layer: Layer, inputs: Sequence[str] = ()) -> str:
@@ -155,7 +156,7 @@ class Graph:
         self._layers[layer.name] = layer
         self._index[layer.name] = len(self._index)
         self.nx.add_node(layer.name)
-        self._order = None
+        self._order = self._positions = None
         for source in inputs:
             self.connect(source, layer.name)
         return layer.name
@@ -168,7 +169,7 @@ class Graph:
         if self._index[source] >= self._index[target]:
             self._in_order = False
         self.nx.add_edge(source, target)
-        self._order = None
+        self._order = self._positions = None
 
     def replace(self, layer: Layer) -> None:
         """Replace the layer of the same name, keeping its edges."""
@@ -184,7 +185,7 @@ class Graph:
                 self.nx.add_edge(source, target)
         self.nx.remove_node(name)
         del self._layers[name], self._index[name]
-        self._order = None
+        self._order = self._positions = None
         if name in self.outputs:
             position = self.outputs.index(name)
             kept = [s for s in sources if s not in self.outputs]
@@ -217,13 +218,25 @@ class Graph:
         except KeyError:
             raise GraphError(f"unknown layer {name!r}") from None
 
-    def nodes_with_inputs(self) -> Iterator[tuple[Layer, Collection[str]]]:
-        """Every layer in topological order with the names of the nodes feeding it (in the order
-        they were connected); the cheap way for passes over the whole graph."""
+    def nodes_with_inputs(self, start: int = 0) -> Iterator[tuple[Layer, Collection[str]]]:
+        """Every layer in topological order (from position ``start`` on) with the names of the
+        nodes feeding it, in the order they were connected; the cheap way for passes over the
+        whole graph."""
         pred = self.nx._pred  # plain dicts: nx.pred[name] builds a view per call
         layers = self._layers
-        for name in self.topological_order():
+        order = self.topological_order()
+        for i in range(start, len(order)):
+            name = order[i]
             yield layers[name], pred[name].keys()
+
+    def position(self, name: str) -> int:
+        """The index of ``name`` in `topological_order`."""
+        if self._positions is None:
+            self._positions = {n: i for i, n in enumerate(self.topological_order())}
+        try:
+            return self._positions[name]
+        except KeyError:
+            raise GraphError(f"unknown layer {name!r}") from None
 
     def predecessors(self, name: str) -> list[str]:
         """The nodes feeding ``name``, in the order they were connected."""
@@ -258,6 +271,7 @@ class Graph:
                 cycle = nx.find_cycle(self.nx)
                 raise CycleError([edge[0] for edge in cycle]) from None
         self._order = order
+        self._positions = None
         return order
 
     def validate(self) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import gc
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .graph import Graph, Layer, Number, Transfer, simplify
@@ -152,22 +152,44 @@ def propagate(graph: Graph, with_max: bool = True) -> dict[str, NodeRF]:
     what the fast NAS helpers use.
     """
     graph.validate()
+    rf: dict[str, NodeRF] = {}
+    _pass(graph, 0, {}, rf, rf, with_max)
+    return rf
+
+
+@without_gc
+def repropagate(graph: Graph, rf: dict[str, NodeRF], changed: Mapping[str, Layer]) -> dict[str, NodeRF]:
+    """The sets of the nodes from the first changed one on (in topological order), when the
+    layers of ``graph`` named in ``changed`` are replaced by those layers and everything else
+    stays: the unchanged prefix is read from ``rf`` (the sets of ``graph`` itself). The cost is
+    the length of the suffix, not of the graph; ``rf`` is not modified."""
+    start = min(graph.position(name) for name in changed)
+    suffix: dict[str, NodeRF] = {}
+    _pass(graph, start, changed, rf, suffix, True)
+    return suffix
+
+
+def _pass(graph: Graph, start: int, changed: Mapping[str, Layer], known: dict[str, NodeRF],
+          out: dict[str, NodeRF], with_max: bool) -> None:
+    """Fill ``out`` with the sets of the nodes from position ``start`` on; the sets of earlier
+    nodes are read from ``known`` (which may be ``out`` itself)."""
     ndim = graph.ndim
     inputs_rf: NodeRF = (INPUT_RF,) * ndim
     passing = (Transfer.NEUTRAL, Transfer.MERGE)  # the sets after are the union before
-    rf: dict[str, NodeRF] = {}
-    for layer, sources in graph.nodes_with_inputs():
+    for layer, sources in graph.nodes_with_inputs(start):
+        if changed:
+            layer = changed.get(layer.name, layer)
         before: NodeRF
         if layer.transfer is Transfer.INPUT:
             before = inputs_rf
         elif len(sources) == 1:
-            before = rf[next(iter(sources))]
+            source = next(iter(sources))
+            before = out[source] if source in out else known[source]
         else:
-            feeds = [rf[p] for p in sources]
+            feeds = [out[p] if p in out else known[p] for p in sources]
             first = feeds[0]
             if all(f is first for f in feeds):
                 before = first
             else:
                 before = tuple(union([f[a] for f in feeds], with_max) for a in range(ndim))
-        rf[layer.name] = before if layer.transfer in passing else apply(layer, before, with_max)
-    return rf
+        out[layer.name] = before if layer.transfer in passing else apply(layer, before, with_max)

@@ -6,11 +6,14 @@ import json
 import math
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from rfa_toolbox import GraphBuilder, analysis_of, analyze, suggest
 from rfa_toolbox.edits import total_macs
 
 from conftest import EXAMPLES
+from test_properties import build, dags
 
 
 def test_vgg_style_file_depth_edit_removes_exactly_the_unproductive_tail():
@@ -53,13 +56,78 @@ def test_fully_utilized_model_gets_no_suggestion():
     assert suggest(EXAMPLES / "vgg_style.yaml", 300) == []
 
 
+def _full_reanalysis(analysis, edits):
+    """r, max resolution and fully utilized of the edited graph, analyzed from scratch."""
+    from rfa_toolbox.analysis import analyze_graph
+    from rfa_toolbox.edits import apply_to_graph
+
+    report = analyze_graph(apply_to_graph(analysis.graph, edits), analysis.report.resolution).report
+    return report.r, report.max_resolution, report.fully_utilized
+
+
+def _every_candidate(analysis):
+    from rfa_toolbox.verify import _singles
+
+    singles, pairs, _ = _singles(analysis)
+    return singles + list(pairs)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=dags(ndim=2, square=False, max_nodes=30, with_globals=False), res=st.integers(4, 60))
+def test_incremental_verification_equals_a_full_reanalysis(case, res):
+    """Every candidate, verified by re-propagating the suffix of the graph, gives the r, max
+    resolution and verdict of analyzing the edited graph from scratch (random DAGs with strides,
+    dilation, upsampling, transposed convs, branches)."""
+    from rfa_toolbox.verify import _Baseline, _suggestion
+
+    analysis = analysis_of(build(case, 2), res)
+    base = _Baseline(analysis)
+    for edits in _every_candidate(analysis):
+        s = _suggestion(base, edits, [])
+        assert (s.r, s.max_resolution, s.fully_utilized) == _full_reanalysis(analysis, edits), edits
+
+
+def test_verification_budget_and_its_note():
+    """A chain of 300 stride-1 3x3 convs at 64: conv k has r 2k + 1 and input r 2k - 1, so
+    conv33..conv300 are unproductive: 268 single removals and the whole removal. 64 are
+    verified (the whole removal first, then the last convs), and the report says so."""
+    b = GraphBuilder(name="plain")
+    x = b.input()
+    for _ in range(300):
+        x = b.conv(x, 3)
+    report = analyze(b.build(), 64, suggestions=True)
+    assert len(report.unproductive) == 268
+    assert any("64 of 269 candidate edits were verified" in note for note in report.notes)
+    best = report.suggestions[0]
+    assert best.edits[0].kind == "remove" and len(best.edits[0].layers) == 268
+    assert best.r == (65, 65) and not best.fully_utilized  # conv32 remains: 65 >= 64
+    assert report.suggestions[1].edits[0].layers == ["conv300"]  # then the last convs
+
+
+def test_patchify_stem_gets_a_smaller_patch():
+    """ConvNeXt's stem is a 4x4/4 patchify conv: besides "stride halved" (4x4/2) the smaller
+    patch 2x2/2 (Richter et al.'s ConvNeXt experiment) is offered and verified."""
+    b = GraphBuilder(name="patchify")
+    x = b.conv(b.input(), 4, stride=4, name="stem")
+    for i in range(12):
+        x = b.conv(x, 7, name=f"dw{i}", stride=2 if i in (3, 6, 9) else 1)
+    found = {s.description: s for s in suggest(b.build(), 128, limit=100)}
+    patch = found["patch of stem 4x4 -> 2x2 (kernel and stride)"]
+    halved = found["stride of stem halved"]
+    # stem 2x2/2: r 2 (j 2); dw0-dw3 (dw3 is strided) +6*2 each -> 50, j 4; dw4-dw6 +6*4 each
+    # -> 122, j 8; dw7-dw9 +6*8 each -> 266, j 16; dw10, dw11 +6*16 each -> 458.
+    # Stride halved keeps the 4x4 kernel: r 4 at j 2, and 2 more everywhere after: 460.
+    assert patch.r == (458, 458) and halved.r == (460, 460)
+    assert patch.edits[0].after == {"stem": [2, 2]} and patch.edits[0].kind == "patch"
+
+
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 from rfa_toolbox.encoders.torch import encode  # noqa: E402
 from rfa_toolbox.encoders.torch.edit import EditError, apply_edits  # noqa: E402
 
-from rfa_toolbox.edits import rank_suggestions  # noqa: E402
+from rfa_toolbox.verify import rank_suggestions  # noqa: E402
 
 
 def test_resnet50_macs_match_torchvision_documentation():
@@ -119,3 +187,17 @@ def test_cli_suggest_and_analyze_json(rfa):
     plain = json.loads(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224", "-f", "json",
                            "--no-suggest").stdout)
     assert "suggestions" not in plain
+
+
+def test_convnext_patch_edit_applies_to_the_module():
+    """ConvNeXt-T's 4x4/4 stem: the 2x2/2 patch edit, applied to the module, traces to the
+    predicted r (published r of convnext_tiny at 224: 224, so it is not fully utilized)."""
+    model = torchvision.models.convnext_tiny(weights=None).eval()
+    x = torch.rand(1, 3, 224, 224)
+    graph = encode(model, x)
+    chosen = next(s for s in rank_suggestions(analysis_of(graph, 224), limit=100)
+                  if len(s.edits) == 1 and s.edits[0].kind == "patch")
+    assert chosen.edits[0].layers == ["features.0.0"] and chosen.edits[0].after == {"features.0.0": [2, 2]}
+    edited = apply_edits(model, chosen, graph)
+    assert edited.features[0][0].kernel_size == (2, 2) and edited.features[0][0].stride == (2, 2)
+    assert analyze(encode(edited, x), 224).r == chosen.r < (224, 224)

@@ -23,21 +23,23 @@ def _submodule(model: Any, path: str, node: str) -> Any:
         raise EditError(f"the model has no module {path!r} (for {node})") from None
 
 
-def _set_stride(module: Any, stride: list, node: str) -> None:
+def _set_stride(module: Any, stride: list[int], node: str) -> None:
     if not hasattr(module, "stride"):
         raise EditError(f"{node}: {type(module).__name__} has no stride to set")
     module.stride = tuple(stride) if isinstance(module.stride, tuple) else stride[0]
 
 
-def _smaller_conv(conv: Any, kernel: list) -> Any:
-    """A conv like ``conv`` with a smaller kernel (new weights), padding keeping the size."""
+def _smaller_conv(conv: Any, kernel: list[int], patch: bool = False) -> Any:
+    """A conv like ``conv`` with a smaller kernel (new weights): padding that keeps the size,
+    or for a patch (kernel = stride) the stride set to the kernel and the padding kept."""
     import torch.nn as nn
 
     if not isinstance(conv, nn.modules.conv._ConvNd) or conv.transposed:
         raise EditError(f"{type(conv).__name__} is not a convolution whose kernel rfa can change")
     cls = type(conv)
-    padding = tuple(d * (k - 1) // 2 for k, d in zip(kernel, conv.dilation))
-    return cls(conv.in_channels, conv.out_channels, tuple(kernel), stride=conv.stride, padding=padding,
+    padding = conv.padding if patch else tuple(d * (k - 1) // 2 for k, d in zip(kernel, conv.dilation))
+    stride = tuple(kernel) if patch else conv.stride
+    return cls(conv.in_channels, conv.out_channels, tuple(kernel), stride=stride, padding=padding,
                dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
                padding_mode=conv.padding_mode)
 
@@ -50,7 +52,7 @@ def _replace(model: Any, path: str, new: Any) -> None:
 
 def apply_edits(model: Any, suggestion: Suggestion, graph: Graph) -> Any:
     """A modified deep copy of ``model`` (the module ``graph`` was encoded from) with the edits
-    of ``suggestion``: strides and kernels set; removed modules replaced by ``nn.Identity``
+    of ``suggestion``: strides, patches and kernels set; removed modules replaced by ``nn.Identity``
     where their input and output shapes agree. Raises `EditError` when an edit cannot be
     applied automatically."""
     import torch.nn as nn
@@ -60,10 +62,12 @@ def apply_edits(model: Any, suggestion: Suggestion, graph: Graph) -> Any:
         if edit.kind is EditKind.STRIDE:
             for node in edit.layers:
                 _set_stride(_submodule(edited, graph[node].module or "", node), edit.after[node], node)
-        elif edit.kind is EditKind.KERNEL:
+        elif edit.kind in (EditKind.KERNEL, EditKind.PATCH):
             for node in edit.layers:
                 path = graph[node].module or ""
-                _replace(edited, path, _smaller_conv(_submodule(edited, path, node), edit.after[node]))
+                new = _smaller_conv(_submodule(edited, path, node), edit.after[node],
+                                    patch=edit.kind is EditKind.PATCH)
+                _replace(edited, path, new)
         elif edit.kind is EditKind.REMOVE:
             for path in edit.modules:
                 first = next(n for n in edit.layers if (graph[n].module or "").startswith(path))
