@@ -25,10 +25,11 @@ def main() -> int:
     names = zoo_scan.model_names(args.library)
     if args.only:
         names = [n for n in names if n.split(":", 1)[1] in args.only]
-    rows, failures = zoo_scan.scan(names, args.res, args.timeout, progress=False)
+    rows, failures = zoo_scan.scan(names, args.res, args.timeout, progress="none")
     print(f"{'model':42s} {'r':>7s} {'max res':>8s} {'unprod':>6s} {'build s':>8s} {'encode s':>8s}")
     for row in sorted(rows, key=lambda row: row.model):
-        print(f"{row.model:42s} {row.r!s:>7s} {row.max_resolution!s:>8s} {row.unproductive:>6d}"
+        r, top = "x".join(map(str, row.r)), "x".join(map(str, row.max_resolution))
+        print(f"{row.model:42s} {r:>7s} {top:>8s} {row.unproductive:>6d}"
               f" {row.build_s:>8.2f} {row.encode_s:>8.2f}"
               + (f"  unknown: {', '.join(row.unknown_ops)}" if row.unknown_ops else ""))
     print(f"\n{len(rows)} analyzed, {len(failures)} failed")

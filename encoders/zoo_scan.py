@@ -3,17 +3,17 @@ with a time limit per model; failures are kept with their reason."""
 
 from __future__ import annotations
 
-import signal
+import sys
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from rfa_toolbox.analysis import analyze_graph
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
+from rfa_toolbox.timeouts import TimeLimitExceeded, time_limit
 
 LIBRARIES = ("torchvision", "timm", "keras")
 
@@ -23,8 +23,8 @@ class ZooRow:
     """One analyzed model (the columns of table 7 of Richter et al., plus timings)."""
 
     model: str
-    r: Optional[float]
-    max_resolution: Optional[float]
+    r: tuple[Optional[float], ...]               #: per axis, None where infinite
+    max_resolution: tuple[Optional[float], ...]  #: per axis
     fully_utilized: bool
     unproductive: int
     underutilized: int
@@ -32,9 +32,11 @@ class ZooRow:
     encode_s: float
     unknown_ops: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict:
-        """Plain data for JSON and CSV."""
-        return asdict(self)
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON (per-axis values as lists)."""
+        data = asdict(self)
+        data["r"], data["max_resolution"] = list(self.r), list(self.max_resolution)
+        return data
 
 
 def model_names(library: str) -> list[str]:
@@ -77,40 +79,14 @@ def encoder(name: str, resolution: str) -> Callable[[object], Graph]:
         from .keras import graph_from_keras_json
 
         return lambda built: graph_from_keras_json(built, name=name)
-    from .torch import encode, models
+    from .torch.inputs import encode_model
 
-    def encode_built(built: Any) -> Graph:
-        inputs = models.make_inputs(built, resolution)
-        return encode(built.module, inputs, name=name)
-    return encode_built
-
-
-class ModelTimeout(Exception):
-    """A model took longer than the time limit."""
-
-
-@contextmanager
-def time_limit(seconds: Optional[float]) -> Iterator[None]:
-    """Raise `ModelTimeout` in the main thread after ``seconds`` (no limit when None)."""
-    if not seconds:
-        yield
-        return
-
-    def expire(signum, frame):
-        raise ModelTimeout(f"took longer than {seconds:g} s")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        yield
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+    return lambda built: encode_model(built, resolution)
 
 
 def scan_one(name: str, resolution: str, timeout: Optional[float] = None) -> ZooRow:
     """Build, encode and analyze one model; raises on failure or timeout."""
-    with time_limit(timeout), warnings.catch_warnings():
+    with time_limit(timeout, name), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the libraries' deprecation notes, once per model
         start = time.perf_counter()
         built = builder(name)()
@@ -118,36 +94,39 @@ def scan_one(name: str, resolution: str, timeout: Optional[float] = None) -> Zoo
         graph = encoder(name, resolution)(built)
         report = analyze_graph(graph, resolution, model=name).report
         done = time.perf_counter()
-    return ZooRow(name, report.r[0], report.max_resolution[0], report.fully_utilized,
+    return ZooRow(name, report.r, report.max_resolution, report.fully_utilized,
                   len(report.unproductive), len(report.underutilized),
                   round(built_at - start, 3), round(done - built_at, 3), list(report.unknown_ops))
 
 
 def scan(names: list[str], resolution: str, timeout: Optional[float] = None,
-         progress: bool = True) -> tuple[list[ZooRow], list[tuple[str, str]]]:
+         progress: str = "none") -> tuple[list[ZooRow], list[tuple[str, str]]]:
     """Every model of ``names``: the rows, sorted by r then name, and the failures with
-    their reason."""
+    their reason. ``progress`` is "bar" (a progress bar on standard error, for a terminal),
+    "lines" (one line per model on standard error, for logs) or "none"."""
     rows: list[ZooRow] = []
     failures: list[tuple[str, str]] = []
-    if progress:
+    names_iter: Iterable[str] = names
+    if progress == "bar":
+        from rich.console import Console
         from rich.progress import track
 
-        names_iter = track(names, description="analyzing", transient=True, console=_stderr())
-    else:
-        names_iter = names
-    for name in names_iter:
+        names_iter = track(names, description="analyzing", transient=True, console=Console(stderr=True))
+    for number, name in enumerate(names_iter, 1):
+        start = time.perf_counter()
         try:
             rows.append(scan_one(name, resolution, timeout))
-        except ModelTimeout as exc:
+            outcome = f"r {'x'.join('inf' if v is None else f'{v:g}' for v in rows[-1].r)}"
+        except TimeLimitExceeded as exc:
             failures.append((name, str(exc)))
+            outcome = "failed"
         except Exception as exc:
             reason = " ".join(str(exc).split())[:200] or type(exc).__name__
             failures.append((name, reason if isinstance(exc, RFAError) else f"{type(exc).__name__}: {reason}"))
-    rows.sort(key=lambda row: (-(row.r or 0), row.model))
+            outcome = "failed"
+        if progress == "lines":
+            sys.stderr.write(f"[{number}/{len(names)}] {name}: {outcome}"
+                             f" ({time.perf_counter() - start:.1f} s)\n")
+            sys.stderr.flush()
+    rows.sort(key=lambda row: (-max((v for v in row.r if v is not None), default=0), row.model))
     return rows, failures
-
-
-def _stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)

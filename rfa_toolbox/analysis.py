@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
 from .graph import Graph, Layer, Number, TextEnum, plain
@@ -86,6 +86,9 @@ class Report:
     unknown_ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggestions: Optional[list[Suggestion]] = None  #: verified edits, when asked for
+    #: layers of infinite receptive field whose output feeds finite layers again (squeeze-
+    #: excitation pools, attention pooling): heads in status, but not the model's head
+    context_layers: list[str] = field(default_factory=list)
 
     def names(self, status: Status) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
@@ -133,7 +136,7 @@ class Report:
             "border": self.border,
             "unknown_ops": list(self.unknown_ops),
             "notes": list(self.notes),
-            **({"suggestions": [s.to_dict() for s in self.suggestions]}
+            **({"suggestions": [_v1_suggestion(s.to_dict()) for s in self.suggestions]}
                if self.suggestions is not None else {}),
         }
 
@@ -142,12 +145,22 @@ class Report:
         return json.dumps(self.to_dict(), indent=indent)
 
 
+def _v1_suggestion(data: dict[str, Any]) -> dict[str, Any]:
+    """A suggestion as schema v1 has it: its MACs named ``flops_before`` and ``flops_after``."""
+    return {{"macs_before": "flops_before", "macs_after": "flops_after"}.get(k, k): v for k, v in data.items()}
+
+
 def _row_dict(row: LayerResult) -> dict[str, Any]:
-    out = asdict(row)
-    for key in ("kernel", "stride", "dilation", "r_min", "r_max", "input_r_min", "shape"):
-        if out[key] is not None:
-            out[key] = list(out[key])
-    return out
+    """One row as plain data, written out field by field (``asdict`` deep-copies every value
+    and cost more than the analysis at 50k layers)."""
+    return {"name": row.name, "module": row.module, "op": row.op, "kernel": _listed(row.kernel),
+            "stride": _listed(row.stride), "dilation": _listed(row.dilation), "r_min": list(row.r_min),
+            "r_max": list(row.r_max), "input_r_min": _listed(row.input_r_min), "status": row.status.value,
+            "shape": _listed(row.shape), "computes": row.computes}
+
+
+def _listed(values: Optional[tuple[Any, ...]]) -> Optional[list[Any]]:
+    return None if values is None else list(values)
 
 
 @dataclass
@@ -166,7 +179,8 @@ class Analysis:
         return render_analysis(self, depth=depth, rankdir=rankdir, fold_neutral=fold_neutral)
 
 
-def _per_axis(values: Iterable[Number | None]) -> PerAxis:
+def for_display(values: Iterable[Number | None]) -> PerAxis:
+    """Exact per-axis values as plain numbers for display and JSON (None stays None)."""
     return tuple(None if v is None else plain(v) for v in values)
 
 
@@ -182,9 +196,10 @@ def fold_axes(values: Sequence[Sequence[Any]], pick: Callable[[list[Any]], Any],
     return tuple(out)
 
 
-def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis],
+def status_of(layer: Layer, r_min: Sequence[Number | None], inputs: Optional[Sequence[Number | None]],
               resolution: tuple[int, ...]) -> Status:
-    """The status of one layer at ``resolution`` (see the concepts page for the definitions).
+    """The status of one layer at ``resolution`` (see the concepts page for the definitions),
+    decided on the exact values (ints and Fractions, never values rounded for display).
 
     Axes on which every path is infinite (collapsed by a global op) are left out, as heads are.
     """
@@ -203,13 +218,13 @@ def status_of(layer: Layer, r_min: PerAxis, inputs: Optional[PerAxis],
     return Status.OK
 
 
-def _reaches(value: Optional[float], size: int) -> bool:
+def _reaches(value: Number | None, size: int) -> bool:
     return value is not None and value >= size
 
 
 def _largest_of(values: list[tuple[Any, ...]], ndim: int) -> PerAxis:
     """Per axis, the largest value that is not None (None when there is none), for display."""
-    return _per_axis(fold_axes(values, max, ndim))
+    return for_display(fold_axes(values, max, ndim))
 
 
 @without_gc
@@ -228,14 +243,17 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         if info is None:
             lo = tuple(a.r_min for a in node)
             hi = tuple(a.r_max for a in node)
-            info = seen[id(node)] = (lo, hi, _per_axis(lo), _per_axis(hi))
+            info = seen[id(node)] = (lo, hi, for_display(lo), for_display(hi))
         inputs: Optional[PerAxis]
+        exact_inputs: Optional[tuple[Any, ...]]
         if not sources:
-            inputs = None
+            inputs = exact_inputs = None
         elif len(sources) == 1:  # every input precedes its node in topological order
-            inputs = seen[id(rf[next(iter(sources))])][2]
+            source = seen[id(rf[next(iter(sources))])]
+            exact_inputs, inputs = source[0], source[2]
         else:
-            inputs = _per_axis(fold_axes([seen[id(rf[p])][0] for p in sources], min))
+            exact_inputs = fold_axes([seen[id(rf[p])][0] for p in sources], min)
+            inputs = for_display(exact_inputs)
         r_min = info[2]
         rows.append(
             LayerResult(
@@ -248,12 +266,13 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
                 r_min=r_min,
                 r_max=info[3],
                 input_r_min=inputs,
-                status=status_of(layer, r_min, inputs, res),
+                status=status_of(layer, info[0], exact_inputs, res),
                 shape=layer.shape,
                 computes=layer.computes,
             )
         )
-    r = _largest_of([info[0] for info in seen.values()], graph.ndim)
+    exact_r = fold_axes([info[0] for info in seen.values()], max, graph.ndim)
+    r = for_display(exact_r)
     max_resolution = _largest_of([info[1] for info in seen.values()], graph.ndim)
     resampling = [layer.name for layer in graph if layer.is_resampling]
     notes = []
@@ -261,11 +280,12 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
         notes.append(RESAMPLING_NOTE.format(layers=shown))
     report = Report(
+        context_layers=_context_layers(graph, rf),
         model=model or graph.name,
         resolution=res,
         r=r,
         max_resolution=max_resolution,
-        fully_utilized=fully_utilized(r, res),
+        fully_utilized=fully_utilized(exact_r, res),
         layers=rows,
         unknown_ops=list(graph.unknown_ops),
         notes=notes,
@@ -273,13 +293,23 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
     return Analysis(graph, rf, report)
 
 
+def _context_layers(graph: Graph, rf: dict[str, NodeRF]) -> list[str]:
+    """Computing layers with an infinite receptive field from which a finite layer is reached."""
+    reaches_finite: dict[str, bool] = {}
+    for name in reversed(graph.topological_order()):
+        reaches_finite[name] = any(any(a.finite for a in rf[s]) or reaches_finite[s]
+                                   for s in graph.successors(name))
+    return [layer.name for layer in graph if layer.computes and reaches_finite[layer.name]
+            and not any(a.finite for a in rf[layer.name])]
+
+
 def fully_utilized(r: Sequence[Number | float | None], resolution: tuple[int, ...]) -> bool:
     """R > r on every axis (an axis with no finite layer does not count)."""
     return all(v is None or v < R for v, R in zip(r, resolution))
 
 
-def graph_r(graph: Graph) -> PerAxis:
-    """r per axis (the largest finite r_min, as plain numbers), computed with min sets only."""
+def exact_r(graph: Graph) -> tuple[Number | None, ...]:
+    """r per axis (the largest finite r_min), exact, computed with min sets only."""
     rf = propagate(graph, with_max=False)
     distinct = {id(node): node for node in rf.values()}.values()
-    return _largest_of([tuple(a.r_min for a in node) for node in distinct], graph.ndim)
+    return fold_axes([tuple(a.r_min for a in node) for node in distinct], max, graph.ndim)

@@ -2,31 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Optional
 
-from .analysis import Analysis, PerAxis, Report, analyze_graph, fully_utilized, graph_r
+from .analysis import Analysis, PerAxis, Report, analyze_graph, exact_r, for_display, fully_utilized
 from .edits import Suggestion
-from .resolution import ResolutionLike, parse_resolution
+from .errors import RFAError, shown
+from .resolution import ResolutionLike, parse_resolution, resolution_of
 from .sources import ModelLike, load_graph, model_name
+from .timeouts import time_limit
 from .verify import rank_suggestions
 
+#: The keyword options of `analyze` and friends (see `analyze`).
+OPTIONS = ("input_shape", "strict", "allow_unknown", "structure", "handlers", "timeout")
 
-def analysis_of(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,
-                limit: int = 10, **options: Any) -> Analysis:
+
+def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggestions: bool = False,
+                limit: int = 10, on_step: Optional[Callable[[str], None]] = None,
+                **options: Any) -> Analysis:
     """The `Analysis` of ``model`` at ``resolution``: its graph, receptive-field sets and
     report together, for consumers that need more than the report (diagrams, suggestions).
 
     Takes the arguments of `analyze`; with ``suggestions=True`` the report carries the
-    ``limit`` best verified edits.
+    ``limit`` best verified edits. ``on_step`` is called with a short description of each
+    step (reading or tracing the model, analyzing, verifying suggestions), for progress displays.
     """
-    graph = load_graph(model, resolution=resolution, **options)
-    analysis = analyze_graph(graph, resolution, model=model_name(model, graph))
+    _check_options(options)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise RFAError(f"limit must be a positive number of suggestions, not {shown(limit)}")
+    step = on_step or (lambda text: None)
+    res = resolution_of(resolution, options.get("input_shape"))
+    timeout = options.pop("timeout", None)
+    step(f"reading {model_name(model, None)}")
+    with time_limit(timeout, f"reading {model_name(model, None)}"):
+        graph = load_graph(model, resolution=res, **options)
+    step(f"analyzing {len(graph):,} layers")
+    analysis = analyze_graph(graph, res, model=model_name(model, graph))
     if suggestions:
+        step("verifying suggestions")
         notes = list(analysis.report.notes)
         found = rank_suggestions(analysis, limit, notes=notes)
         analysis = replace(analysis, report=replace(analysis.report, suggestions=found, notes=notes))
     return analysis
+
+
+def _check_options(options: dict[str, Any]) -> None:
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise RFAError(f"unknown option{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}"
+                       f" (the options are {', '.join(OPTIONS)})")
+    timeout = options.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not timeout >= 0):
+        raise RFAError(f"timeout must be a number of seconds (0: no limit), not {shown(timeout)}")
 
 
 def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,
@@ -41,8 +70,10 @@ def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = Fa
     batch, such as ``"1x16000"``), ``strict`` (every op without a handler is an error),
     ``allow_unknown`` (such ops are neutral even when they change the spatial shape),
     ``handlers`` (a mapping of op kinds to handlers for this call only, merged over the
-    defaults) and ``structure`` (a dilation-search structure applied first). Keras models take
-    ``handlers`` too (layer class names to handlers).
+    defaults), ``structure`` (a dilation-search structure applied first) and ``timeout``
+    (seconds allowed for building and tracing the model). Keras models take ``handlers`` too
+    (layer class names to handlers). With ``input_shape`` the resolution may be None; when both
+    are given they must agree.
     With ``suggestions=True`` the report also carries verified edits (see `suggest`).
     """
     return analysis_of(model, resolution, suggestions, **options).report
@@ -54,7 +85,7 @@ def suggest(model: ModelLike, resolution: ResolutionLike, limit: int = 10,
     removal of unproductive modules), each verified by analyzing the edited graph: fully
     utilized first, then fewest edits, then r closest below R, then the smallest MACs
     increase. Empty when the model is already fully utilized."""
-    return rank_suggestions(analysis_of(model, resolution, **options), limit)
+    return analysis_of(model, resolution, suggestions=True, limit=limit, **options).report.suggestions or []
 
 
 def diagram(model: ModelLike, resolution: ResolutionLike, depth: int | None = None,
@@ -68,12 +99,15 @@ def diagram(model: ModelLike, resolution: ResolutionLike, depth: int | None = No
 
 def minimal_feasible_resolution(model: ModelLike, **options: Any) -> PerAxis:
     """r per axis: the largest r_min of any finite layer. Inputs larger than r on every axis
-    use every layer productively. Faster than `analyze` (min sets only, no report)."""
-    return graph_r(load_graph(model, **options))
+    use every layer productively. Faster than `analyze` (min sets only, no report); PyTorch
+    models need ``input_shape`` (or use `analyze`)."""
+    _check_options(options)
+    return for_display(exact_r(load_graph(model, **options)))
 
 
 def is_fully_utilized(model: ModelLike, resolution: ResolutionLike, **options: Any) -> bool:
     """True when ``resolution`` exceeds r on every axis (no unproductive or underutilized layer
     can exist)."""
+    _check_options(options)
     graph = load_graph(model, resolution=resolution, **options)
-    return fully_utilized(graph_r(graph), parse_resolution(resolution, graph.ndim))
+    return fully_utilized(exact_r(graph), parse_resolution(resolution, graph.ndim))

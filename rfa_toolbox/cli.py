@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
 from . import __version__
-from .analysis import SCHEMA, Analysis, Report, Status
+from .analysis import Analysis, Report, Status
 from .api import analysis_of
+from .console import model_prints_to_stderr, progress, terminal_width, write_output
 from .errors import RFAError
-from .formats import FORMATS, format_report, format_zoo, suggestion_lines, summary_lines
+from .formats import FORMATS, format_report, printable
+from .listings import format_suggestions, format_zoo
 from .resolution import parse_resolution
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -25,6 +27,11 @@ FAIL_ON = {
     Status.UNPRODUCTIVE.value: (Status.UNPRODUCTIVE,),
     Status.UNDERUTILIZED.value: (Status.UNPRODUCTIVE, Status.UNDERUTILIZED),
 }
+
+MODEL_HELP = """MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a
+    PyTorch model (model.py, or model.py:NAME to pick one), torchvision:NAME, timm:NAME, a Keras
+    model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
+    keras.applications model)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,8 +45,10 @@ def cli() -> None:
 
 
 def model_options(fn: F) -> F:
-    """MODEL, --res, --input-shape, --strict, --allow-unknown and --structure: how to read
-    the model."""
+    """MODEL, --res, --input-shape, --strict, --allow-unknown, --structure and --timeout: how to
+    read the model."""
+    fn = click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+                      help="Give up building and tracing the model after this many seconds.")(fn)
     fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       metavar="FILE",
                       help="A dilation-search structure file (rfsearch / mmcv JSON) to apply to a"
@@ -52,28 +61,43 @@ def model_options(fn: F) -> F:
                            " it keeps the spatial shape, and listed under unknown ops).")(fn)
     fn = click.option("--input-shape", metavar="SHAPE",
                       help="Full input shape without batch for framework models, such as"
-                           " 3x224x224, 1x16000 (audio) or 3x16x112x112 (video).")(fn)
+                           " 3x224x224, 1x16000 (audio) or 3x16x112x112 (video); with --res, the"
+                           " two must agree.")(fn)
     fn = click.option("--res", "-r", "resolution", metavar="R",
                       help="Input resolution: one size for every axis (224) or one per axis"
                            " (800x1333). Required unless --input-shape is given.")(fn)
     return click.argument("model", metavar="MODEL")(fn)
 
 
-def output_options(formats: tuple[str, ...], what: str) -> Callable[[F], F]:
+def output_options(formats: tuple[str, ...], what: str, schema: str) -> Callable[[F], F]:
     """--format (one of ``formats``) and --output for a command that prints ``what``."""
     def decorate(fn: F) -> F:
         fn = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
                           default=None, help=f"Write the {what} to this file instead of standard output.")(fn)
         return click.option("--format", "-f", "fmt", type=click.Choice(formats), default=formats[0],
                             show_default=True,
-                            help="table for people, json for programs (versioned schema,"
-                                 " rfa-toolbox/report/v1 for reports), the others for documents.")(fn)
+                            help=f"table for people, json for programs (versioned schema, {schema}),"
+                                 " the others for documents.")(fn)
     return decorate
 
 
-@cli.command("analyze")
+def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 10) -> Analysis:
+    """The analysis of the model the options name, with the model's prints on standard error
+    and the steps on a spinner when standard error is a terminal."""
+    with model_prints_to_stderr(), progress(sys.stderr.isatty()) as step:
+        return analysis_of(options.pop("model"), options.pop("resolution"), suggestions=suggestions,
+                           limit=limit, on_step=step, **options)
+
+
+def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The model options of a command's arguments (removed from ``kwargs``)."""
+    names = ("model", "resolution", "input_shape", "strict", "allow_unknown", "structure", "timeout")
+    return {name: kwargs.pop(name) for name in names}
+
+
+@cli.command("analyze", epilog=MODEL_HELP)
 @model_options
-@output_options(FORMATS, "report")
+@output_options(FORMATS, "report", "rfa-toolbox/report/v1")
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
               help="Exit with code 1 when the model has unproductive layers (or, with"
                    " 'underutilized', unproductive or underutilized ones).")
@@ -86,27 +110,21 @@ def output_options(formats: tuple[str, ...], what: str) -> Callable[[F], F]:
               help="When the model is not fully utilized, add verified edits that fix it.")
 @click.option("--render", "render_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Also draw the highlighted diagram to FILE (.svg, .png, .pdf or .dot).")
-def analyze_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                    allow_unknown: bool, structure: Path | None, fmt: str, output: Path | None, fail_on: str | None,
-                    all_layers: bool, depth: int | None, suggest: bool, render_to: Path | None) -> None:
+def analyze_command(**kwargs: Any) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
-    border layers.
-
-    MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a PyTorch
-    model (model.py, or model.py:NAME to pick one), torchvision:NAME, timm:NAME, a Keras
-    model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
-    keras.applications model).
-    """
-    analysis = _analysis(model, resolution, input_shape, strict, allow_unknown, structure,
-                         suggestions=suggest)
-    report = analysis.report
-    _emit(format_report(report, fmt, all_layers, color=_color(output, fmt), depth=depth), output)
-    if render_to is not None:
-        _draw(analysis, render_to, depth, "TB")
-    _exit_for_findings(report, fail_on)
+    border layers."""
+    analysis = _analysis(_model(kwargs), suggestions=kwargs["suggest"])
+    report, fmt, output = analysis.report, kwargs["fmt"], kwargs["output"]
+    color = output is None and fmt == "table" and sys.stdout.isatty()
+    text = format_report(report, fmt, kwargs["all_layers"], color=color, depth=kwargs["depth"],
+                         width=terminal_width() if output is None else None)
+    write_output(text, output)
+    if kwargs["render_to"] is not None:
+        _draw(analysis, kwargs["render_to"], kwargs["depth"], "TB")
+    _exit_for_findings(report, kwargs["fail_on"])
 
 
-@cli.command("render")
+@cli.command("render", epilog=MODEL_HELP)
 @model_options
 @click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
               metavar="FILE", help="The diagram file: .svg, .png, .pdf, or .dot (graphviz source).")
@@ -114,22 +132,11 @@ def analyze_command(model: str, resolution: str | None, input_shape: str | None,
               help="Draw one node per module at depth N, coloured by its worst layer.")
 @click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
               help="Top to bottom or left to right.")
-def render_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                   allow_unknown: bool, structure: Path | None, output: Path, depth: int | None, rankdir: str) -> None:
+def render_command(**kwargs: Any) -> None:
     """Draw MODEL at resolution R with its findings highlighted: unproductive red,
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
-    _draw(_analysis(model, resolution, input_shape, strict, allow_unknown, structure), output,
-          depth, rankdir)
-
-
-def _analysis(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-              allow_unknown: bool, structure: Path | None, suggestions: bool = False,
-              limit: int = 10) -> Analysis:
-    """The analysis of MODEL at the resolution (from --res or --input-shape)."""
-    return analysis_of(model, resolution_for(resolution, input_shape), suggestions=suggestions,
-                       limit=limit, input_shape=input_shape, strict=strict,
-                       allow_unknown=allow_unknown, structure=structure)
+    _draw(_analysis(_model(kwargs)), kwargs["output"], kwargs["depth"], kwargs["rankdir"])
 
 
 def _draw(analysis: Analysis, output: Path, depth: int | None, rankdir: str) -> None:
@@ -139,39 +146,27 @@ def _draw(analysis: Analysis, output: Path, depth: int | None, rankdir: str) -> 
     click.echo(f"wrote {written}" + (f" ({message})" if message else ""), err=True)
 
 
-@cli.command("suggest")
+@cli.command("suggest", epilog=MODEL_HELP)
 @model_options
-@output_options(FORMATS, "suggestions")
+@output_options(FORMATS, "suggestions", "rfa-toolbox/suggestions/v1")
 @click.option("--top", type=click.IntRange(min=1), default=10, show_default=True,
               help="How many suggestions to show.")
-def suggest_command(model: str, resolution: str | None, input_shape: str | None, strict: bool,
-                    allow_unknown: bool, structure: Path | None, fmt: str, output: Path | None, top: int) -> None:
-    """Suggest stride, stem-kernel and depth edits that make MODEL fully utilized at R.
+def suggest_command(**kwargs: Any) -> None:
+    """Suggest stride, patch, stem-kernel and depth edits that make MODEL fully utilized at R.
 
-    Each candidate is applied to a copy of the graph and analyzed again; the list is ranked:
+    Each candidate is applied and its receptive fields computed again; the list is ranked:
     fully utilized first, then fewest edits, then r closest below R, then the smallest MACs
     increase.
     """
-    report = _analysis(model, resolution, input_shape, strict, allow_unknown, structure,
-                       suggestions=True, limit=top).report
-    found = report.suggestions or []
-    if fmt == "json":
-        text = json.dumps({"schema": SCHEMA, "model": report.model, "resolution": list(report.resolution),
-                           "r": list(report.r), "fully_utilized": report.fully_utilized,
-                           "suggestions": [s.to_dict() for s in found]}, indent=2) + "\n"
-    else:
-        head = summary_lines(report)
-        if report.fully_utilized:
-            head.append("nothing to suggest: the model is fully utilized")
-        text = "\n".join(head + [""] + suggestion_lines(found)) + "\n"
-    _emit(text, output)
+    report = _analysis(_model(kwargs), suggestions=True, limit=kwargs["top"]).report
+    write_output(format_suggestions(report, kwargs["fmt"]), kwargs["output"])
 
 
 @cli.command("zoo")
 @click.argument("library", type=click.Choice(["torchvision", "timm", "keras"]))
 @click.option("--res", "-r", "resolution", required=True, metavar="R",
               help="Input resolution: one size (224) or one per axis (800x1333).")
-@output_options(("table", "json", "csv", "markdown"), "results")
+@output_options(("table", "json", "csv", "markdown"), "results", "rfa-toolbox/zoo/v2")
 @click.option("--timeout", type=click.FloatRange(min=0), default=300, show_default=True,
               help="Seconds allowed per model (0: no limit); slower models are listed as failures.")
 @click.option("--models", "only", metavar="NAMES",
@@ -179,19 +174,23 @@ def suggest_command(model: str, resolution: str | None, input_shape: str | None,
 def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, timeout: float,
                 only: str | None) -> None:
     """Analyze every model of LIBRARY (weights never downloaded) at resolution R: a table
-    like table 7 of Richter et al., sorted by r, and the failures with their reason."""
+    like table 7 of Richter et al., sorted by r, and the failures with their reason. Progress
+    goes to standard error: a bar on a terminal, else a line per model."""
     from .encoders import zoo_scan
 
-    parse_resolution(resolution)
+    res = parse_resolution(resolution, 2)  # the libraries hold image models
     names = zoo_scan.model_names(library)
     if only:
         wanted = {f"{library}:{n.strip()}" for n in only.split(",") if n.strip()}
         unknown = sorted(wanted - set(names))
         if unknown:
-            raise RFAError(f"unknown {library} models: {', '.join(n.split(':', 1)[1] for n in unknown)}")
+            shown = ", ".join(printable(n.split(":", 1)[1]) for n in unknown)
+            raise RFAError(f"unknown {library} models: {shown}")
         names = [n for n in names if n in wanted]
-    rows, failures = zoo_scan.scan(names, resolution, timeout or None, progress=sys.stderr.isatty())
-    _emit(format_zoo(rows, failures, library, resolution, fmt), output)
+    with model_prints_to_stderr():
+        rows, failures = zoo_scan.scan(names, resolution, timeout or None,
+                                       progress="bar" if sys.stderr.isatty() else "lines")
+    write_output(format_zoo(rows, failures, library, res, fmt), output)
 
 
 @cli.group("structure")
@@ -205,31 +204,7 @@ def structure_show(path: Path) -> None:
     """Print the search settings and the dilation of every layer in FILE."""
     from .rfsearch.structure import format_structure, load_structure
 
-    click.echo(format_structure(load_structure(path)))
-
-
-def _color(output: Path | None, fmt: str) -> bool:
-    return output is None and fmt == "table" and sys.stdout.isatty()
-
-
-def _emit(text: str, output: Path | None) -> None:
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}", err=True)
-
-
-def resolution_for(resolution: str | None, input_shape: str | None) -> str:
-    """--res, or the spatial sizes of --input-shape; one of them is required."""
-    if resolution is not None:
-        return resolution
-    if input_shape is None:
-        raise click.UsageError("give the input resolution with --res (or --input-shape)")
-    sizes = parse_resolution(input_shape)
-    if len(sizes) < 2:
-        raise RFAError(f"input shape {input_shape!r} needs channels and at least one spatial size")
-    return "x".join(map(str, sizes[1:]))
+    write_output(format_structure(load_structure(path)) + "\n", None)
 
 
 def _exit_for_findings(report: Report, fail_on: str | None) -> None:
@@ -238,36 +213,62 @@ def _exit_for_findings(report: Report, fail_on: str | None) -> None:
     found = [row.name for row in report.layers if row.status in FAIL_ON[fail_on]]
     if found:
         kinds = " or ".join(FAIL_ON[fail_on])
+        names = printable(", ".join(found[:10]))
         click.echo(f"rfa: {len(found)} {kinds} layer(s) at {'x'.join(map(str, report.resolution))}:"
-                   f" {', '.join(found[:10])}{' ...' if len(found) > 10 else ''}", err=True)
-        sys.exit(1)
+                   f" {names}{' ...' if len(found) > 10 else ''}", err=True)
+        _finish(1)
+
+
+def _finish(code: int) -> NoReturn:
+    """Exit with ``code`` once the output is flushed, without waiting for the interpreter's
+    teardown (about a second after importing torch: the report is already written)."""
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    if os.environ.get("RFA_NO_FAST_EXIT"):
+        sys.exit(code)
+    os._exit(code)
+
+
+def _error(message: str) -> NoReturn:
+    click.echo(f"rfa: error: {message}", err=True)
+    _finish(2)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``rfa`` console script: bad input ends in one line and exit code 2."""
+    """Entry point of the ``rfa`` console script: bad input ends in one line and exit code 2.
+
+    Called with ``argv`` (in-process, as tests do), it returns after success instead of
+    ending the process."""
     try:
         cli.main(args=argv, prog_name="rfa", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:  # `rfa` alone: the help, as click does
+        click.echo(exc.ctx.get_help() if exc.ctx else exc.format_message(), err=True)
+        _finish(2)
     except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
+        _finish(exc.exit_code)
     except click.exceptions.Abort:
         click.echo("rfa: aborted", err=True)
-        sys.exit(2)
+        _finish(2)
     except click.ClickException as exc:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:
             hint = f" (see '{exc.ctx.command_path} --help')"
-        click.echo(f"rfa: error: {exc.format_message()}{hint}", err=True)
-        sys.exit(2)
+        _error(f"{printable(exc.format_message())}{hint}")
     except RFAError as exc:
-        click.echo(f"rfa: error: {exc}", err=True)
-        sys.exit(2)
+        _error(printable(" ".join(str(exc).split("\n"))))
+    except RecursionError:
+        _error("the input is nested too deeply to be read (thousands of levels); no real model is")
+    except MemoryError:
+        _error("the input needs more memory than this machine has")
     except Exception as exc:
         if os.environ.get("RFA_DEBUG"):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        click.echo(f"rfa: error: {type(exc).__name__}: {first} (set RFA_DEBUG=1 for the traceback)",
-                   err=True)
-        sys.exit(2)
+        _error(f"unexpected {type(exc).__name__} ({printable(first)[:200]}); this is a bug of rfa-toolbox"
+               " or a model it cannot read yet: set RFA_DEBUG=1 for the traceback and report it")
+    if argv is None:
+        _finish(0)
 
 
 if __name__ == "__main__":

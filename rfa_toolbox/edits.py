@@ -67,8 +67,8 @@ class Suggestion:
         return "; ".join(edit.description for edit in self.edits)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data for the JSON report (schema v1 names the MACs ``flops_before`` and
-        ``flops_after``)."""
+        """Plain data for JSON (the suggestions schema; the report schema v1 names the MACs
+        ``flops_before`` and ``flops_after``, see `Report.to_dict`)."""
         return {
             "edits": [asdict(edit) for edit in self.edits],
             "r": list(self.r),
@@ -76,8 +76,8 @@ class Suggestion:
             "fully_utilized": self.fully_utilized,
             "params_before": self.params_before,
             "params_after": self.params_after,
-            "flops_before": self.macs_before,
-            "flops_after": self.macs_after,
+            "macs_before": self.macs_before,
+            "macs_after": self.macs_after,
             "new_widths": dict(self.new_widths),
             "notes": list(self.notes),
             "description": self.description,

@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
+
+def shown(value: Any) -> str:
+    """``value`` for a message: its repr, cut short (a 5,000-digit number is not shown whole)."""
+    if not isinstance(value, bool) and isinstance(value, numbers.Integral) and abs(int(value)) > 10**30:
+        return "a number with more than 30 digits"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
 
 class RFAError(Exception):
     """Base class of every error caused by what the user gave us (model, file, option)."""

@@ -1,12 +1,19 @@
-"""Reports for people (rich table, markdown) and for programs (JSON)."""
+"""Reports for people (rich table, markdown) and for programs (JSON).
+
+Layer names, module paths and model names are data: every format escapes them (control
+characters shown as ``\\n``, ``\\x1b``; rich markup never interpreted; ``|`` and backticks
+escaped in Markdown), so a name can neither style a terminal nor forge a line or a cell.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
@@ -15,11 +22,34 @@ from .grouping import group_rows
 
 if TYPE_CHECKING:
     from .edits import Suggestion
-    from .encoders.zoo_scan import ZooRow
 
 FORMATS = ("table", "json", "markdown")
 STATUS_STYLE = {Status.UNPRODUCTIVE: "bold red", Status.UNDERUTILIZED: "dark_orange",
                 Status.BORDER: "yellow", Status.HEAD: "grey50", Status.OK: ""}
+
+#: Table columns dropped first when the table is wider than the terminal.
+OPTIONAL_COLUMNS = ("shape", "input r_min", "window", "op", "r_max")
+WIDTH = 140  #: the width of a table that is not shown on a terminal
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters written as escapes (``\\n``, ``\\x1b``)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def md_text(text: str) -> str:
+    """``text`` for a Markdown table cell or list item: printable, with ``|`` escaped."""
+    return printable(text).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span (in a table cell), whatever backticks it holds."""
+    text = printable(text).replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def axes(values: Optional[Iterable[Any]]) -> str:
@@ -40,33 +70,38 @@ def window(row: LayerResult) -> str:
     return " ".join(parts)
 
 
+def count(value: Optional[float]) -> str:
+    """A count for people: ``169G``, ``2.64T``, ``5.48M``; never an exponent."""
+    if value is None:
+        return "?"
+    for unit, size in (("E", 1e18), ("P", 1e15), ("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size * 0.9995:
+            return f"{value / size:.3g}{unit}" if value < size * 999.5 else f"{value / size:.0f}{unit}"
+    return str(round(value))
+
+
 def summary_lines(report: Report) -> list[str]:
     """The summary shown above the layer table: r, utilization and counts of findings."""
     res = axes(report.resolution)
     verdict = "yes" if report.fully_utilized else f"no (needs an input larger than {axes(report.r)})"
     heads = sum(1 for row in report.layers if row.status is Status.HEAD and row.computes)
+    context = len(report.context_layers)
+    not_counted = f"{heads - context} head layers"
+    if context:
+        not_counted += f" and {context} global-context layers such as squeeze-excitation pools"
     lines = [
-        f"model: {report.model}",
+        f"model: {printable(report.model)}",
         f"resolution: {res}",
         f"r (minimal feasible resolution): {axes(report.r)}",
         f"max resolution (largest r_max): {axes(report.max_resolution)}",
         f"fully utilized at {res}: {verdict}",
         f"findings: {len(report.unproductive)} unproductive, {len(report.underutilized)}"
-        f" underutilized, {len(report.border)} border ({heads} head layers not counted)",
+        f" underutilized, {len(report.border)} border ({not_counted} not counted)",
     ]
     if report.unknown_ops:
-        lines.append(f"unknown ops treated as neutral: {', '.join(report.unknown_ops)}")
-    lines += [f"note: {note}" for note in report.notes]
+        lines.append(f"unknown ops treated as neutral: {printable(', '.join(report.unknown_ops))}")
+    lines += [f"note: {printable(note)}" for note in report.notes]
     return lines
-
-
-def _count(value: Optional[int]) -> str:
-    if value is None:
-        return "?"
-    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if value >= size:
-            return f"{value / size:.3g}{unit}"
-    return str(value)
 
 
 def suggestion_lines(suggestions: list[Suggestion]) -> list[str]:
@@ -74,13 +109,13 @@ def suggestion_lines(suggestions: list[Suggestion]) -> list[str]:
     lines = []
     for number, s in enumerate(suggestions, 1):
         verdict = "fully utilized" if s.fully_utilized else "not fully utilized"
-        line = f"{number}. {s.description} -> r {axes(s.r)}, {verdict}"
+        line = f"{number}. {printable(s.description)} -> r {axes(s.r)}, {verdict}"
         if s.macs_before is not None:
-            line += f"; MACs {_count(s.macs_before)} -> {_count(s.macs_after)}"
+            line += f"; MACs {count(s.macs_before)} -> {count(s.macs_after)}"
         if s.params_before is not None:
-            line += f"; params {_count(s.params_before)} -> {_count(s.params_after)}"
+            line += f"; params {count(s.params_before)} -> {count(s.params_after)}"
         if s.new_widths:
-            line += "; widen " + ", ".join(f"{n} to {w}" for n, w in list(s.new_widths.items())[:4])
+            line += "; widen " + ", ".join(f"{printable(n)} to {w}" for n, w in list(s.new_widths.items())[:4])
         lines.append(line + "".join(f" ({note})" for note in s.notes))
     return lines
 
@@ -92,102 +127,76 @@ def shown_rows(report: Report, all_layers: bool, depth: int | None = None) -> li
     return [row for row in rows if all_layers or row.computes or row.op == "input"]
 
 
+def _cells(number: int, row: LayerResult) -> dict[str, str | Text]:
+    return {"#": str(number), "layer": Text(printable(row.name)), "op": Text(printable(row.op)),
+            "window": window(row), "r_min": axes(row.r_min), "r_max": axes(row.r_max),
+            "input r_min": axes(row.input_r_min),
+            "status": Text(row.status, style=STATUS_STYLE.get(row.status, "")),
+            "shape": "x".join(map(str, row.shape)) if row.shape else ""}
+
+
+def _table(columns: list[str], rows: list[dict[str, str | Text]]) -> Table:
+    table = Table(show_lines=False, header_style="bold", pad_edge=False)
+    for column in columns:
+        table.add_column(column, justify="right" if column in ("#", "r_min", "r_max", "input r_min") else "left",
+                         no_wrap=column != "layer", overflow="ellipsis", min_width=12 if column == "layer" else None)
+    for cells in rows:
+        table.add_row(*(cells[c] for c in columns))
+    return table
+
+
 def format_table(report: Report, all_layers: bool = False, width: int | None = None,
                  color: bool = False, depth: int | None = None) -> str:
-    """The report as a rich table (summary first, then one row per layer)."""
+    """The report as a rich table (summary first, then one row per layer), fitted to ``width``
+    columns (default 140): optional columns are dropped, right to left in `OPTIONAL_COLUMNS`
+    order, until the table fits, and long names are cut with an ellipsis."""
     buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 140, force_terminal=color, no_color=not color,
+    console = Console(file=buffer, width=width or WIDTH, force_terminal=color, no_color=not color,
                       highlight=False)
     for line in summary_lines(report):
         key, _, value = line.partition(": ")
         console.print(Text.assemble((key + ": ", "bold"), value))
-    rows = shown_rows(report, all_layers, depth)
+    rows = [_cells(number, row) for number, row in enumerate(shown_rows(report, all_layers, depth), 1)]
     columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "status"]
-    with_shape = any(row.shape for row in rows)
-    if with_shape:
+    if any(cells["shape"] for cells in rows):
         columns.append("shape")
-    table = Table(show_lines=False, header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, justify="right" if column in ("#", "r_min", "r_max", "input r_min") else "left")
-    for number, row in enumerate(rows, 1):
-        cells: list[str | Text] = [
-            str(number), row.name, row.op, window(row), axes(row.r_min), axes(row.r_max),
-            axes(row.input_r_min), Text(row.status, style=STATUS_STYLE.get(row.status, ""))]
-        if with_shape:
-            cells.append("x".join(map(str, row.shape)) if row.shape else "")
-        table.add_row(*cells)
+    for optional in OPTIONAL_COLUMNS:
+        if Measurement.get(console, console.options, _table(columns, rows)).maximum <= console.width:
+            break
+        if optional in columns:
+            columns.remove(optional)
+    table = _table(columns, rows)
+    for column in table.columns:  # what is left too wide is cut, never wrapped
+        column.no_wrap = True
     console.print(table)
     if report.suggestions:
         console.print(Text("suggestions (each verified by analyzing the edited graph):", style="bold"))
         for line in suggestion_lines(report.suggestions[:5]):
-            console.print(line)
+            console.print(Text(line))
     return buffer.getvalue()
 
 
 def format_markdown(report: Report, all_layers: bool = False, depth: int | None = None) -> str:
     """The report as Markdown: a summary list, then a table of layers."""
-    out = [f"# Receptive-field analysis: {report.model}", ""]
-    out += [f"- {line}" for line in summary_lines(report)]
+    out = [f"# Receptive-field analysis: {md_text(report.model)}", ""]
+    out += [f"- {md_text(line)}" for line in summary_lines(report)]
     out += ["", "| # | layer | op | window | r_min | r_max | input r_min | status |",
             "|---:|---|---|---|---:|---:|---:|---|"]
     for number, row in enumerate(shown_rows(report, all_layers, depth), 1):
         status = f"**{row.status}**" if row.is_finding else row.status
-        out.append(f"| {number} | `{row.name}` | {row.op} | {window(row)} | {axes(row.r_min)} |"
+        out.append(f"| {number} | {md_code(row.name)} | {md_text(row.op)} | {window(row)} | {axes(row.r_min)} |"
                    f" {axes(row.r_max)} | {axes(row.input_r_min)} | {status} |")
     if report.suggestions:
-        out += ["", "## Suggestions", ""] + suggestion_lines(report.suggestions[:5])
+        out += ["", "## Suggestions", ""] + [md_text(line) for line in suggestion_lines(report.suggestions[:5])]
     return "\n".join(out) + "\n"
 
 
 def format_report(report: Report, fmt: str, all_layers: bool = False, color: bool = False,
-                  depth: int | None = None) -> str:
+                  depth: int | None = None, width: int | None = None) -> str:
     """The report in ``fmt`` (one of `FORMATS`); ``depth`` groups the rows of a table or
-    markdown by module (JSON always lists every op)."""
+    markdown by module (JSON always lists every op); ``width`` fits a table to a terminal."""
     if fmt == "json":
         return report.to_json() + "\n"
     if fmt == "markdown":
         return format_markdown(report, all_layers, depth)
-    return format_table(report, all_layers, color=color, depth=depth)
-
-
-def format_zoo(rows: list[ZooRow], failures: list[tuple[str, str]], library: str, resolution: str,
-               fmt: str) -> str:
-    """A library scan (rows of `ZooRow`) as a table, JSON, CSV or Markdown."""
-    if fmt == "json":
-        import json
-
-        return json.dumps({"schema": "rfa-toolbox/zoo/v1", "library": library, "resolution": resolution,
-                           "models": [row.to_dict() for row in rows],
-                           "failures": [{"model": m, "reason": r} for m, r in failures]}, indent=2) + "\n"
-    columns = ["model", "r", "max resolution", f"fully utilized at {resolution}", "unproductive",
-               "underutilized", "encode s"]
-    cells = [[row.model, axes([row.r]), axes([row.max_resolution]), "yes" if row.fully_utilized else "no",
-              str(row.unproductive), str(row.underutilized), f"{row.encode_s:.2f}"] for row in rows]
-    if fmt == "csv":
-        import csv
-
-        buffer = io.StringIO()
-        writer = csv.writer(buffer)
-        writer.writerow(columns + ["failure"])
-        writer.writerows(cells)
-        writer.writerows([[m] + [""] * (len(columns) - 1) + [r] for m, r in failures])
-        return buffer.getvalue()
-    if fmt == "markdown":
-        out = [f"# {library} at {resolution}", "", "| " + " | ".join(columns) + " |",
-               "|" + "---|" * len(columns)]
-        out += ["| " + " | ".join(c) + " |" for c in cells]
-        if failures:
-            out += ["", "## Failures", ""] + [f"- `{m}`: {r}" for m, r in failures]
-        return "\n".join(out) + "\n"
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=140, no_color=True, highlight=False)
-    table = Table(title=f"{library} at {resolution}: {len(rows)} analyzed, {len(failures)} failed",
-                  header_style="bold", pad_edge=False)
-    for column in columns:
-        table.add_column(column, justify="left" if column == "model" else "right")
-    for row in cells:
-        table.add_row(*row)
-    console.print(table)
-    for model, reason in failures:
-        console.print(f"failed: {model}: {reason}")
-    return buffer.getvalue()
+    return format_table(report, all_layers, width=width, color=color, depth=depth)

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from functools import partial
 from typing import Any, Optional
 
-from .analysis import PerAxis, fully_utilized
-from .api import minimal_feasible_resolution
+from .analysis import PerAxis, exact_r, for_display, fully_utilized
+from .errors import RFAError
+from .graph import Number
 from .resolution import ResolutionLike, parse_resolution
+from .sources import load_graph
 from .zoo.regnet import RegNetParams, regnet_r
 
 
@@ -33,23 +36,25 @@ class Verdict:
         return self.fully_utilized and self.in_band
 
 
-def candidate_r(candidate: Any) -> PerAxis:
-    """r per axis of a candidate: `RegNetParams` take the fast path, anything else that
+def candidate_r(candidate: Any) -> tuple[Number | None, ...]:
+    """r per axis of a candidate, exact: `RegNetParams` take the fast path, anything else that
     `rfa_toolbox.analyze` reads (a graph, an architecture dict or file, a model) the graph."""
     if isinstance(candidate, RegNetParams):
         return regnet_r(candidate)
-    return minimal_feasible_resolution(candidate)
+    return exact_r(load_graph(candidate))
 
 
 def evaluate(candidate: Any, resolution: ResolutionLike, band: Optional[float] = None) -> Verdict:
     """The verdict for ``candidate`` at ``resolution``: fully utilized when r < R on every
     axis; with ``band`` (a fraction such as 0.75, Richter et al.'s "just enough" rule) r must
-    also be at least band * R on every axis."""
+    also be at least band * R on every axis. Decided on exact values; ``r`` is for display."""
+    if band is not None and (isinstance(band, bool) or not isinstance(band, (int, float)) or not 0 < band <= 1):
+        raise RFAError(f"band must be a fraction of the resolution in (0, 1], not {band!r}")
     r = candidate_r(candidate)
     res = parse_resolution(resolution, len(r))
     fully = fully_utilized(r, res)
-    in_band = band is None or all(v is not None and v >= band * R for v, R in zip(r, res))
-    return Verdict(tuple(r), fully, in_band)
+    in_band = band is None or all(v is not None and v >= Fraction(band) * R for v, R in zip(r, res))
+    return Verdict(for_display(r), fully, in_band)
 
 
 def keep(candidates: Sequence[Any], resolution: ResolutionLike, band: Optional[float] = None,

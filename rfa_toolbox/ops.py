@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from .errors import GraphError, UnknownOpError
+from .errors import GraphError, UnknownOpError, shown
 from .graph import Layer, Number, Transfer, simplify
 
 
@@ -62,6 +62,10 @@ def _given(params: dict[str, Any], key: str, default: Any) -> Any:
     return default if value is None else value
 
 
+#: The largest kernel, stride, dilation or factor (or denominator of one) accepted.
+MAX_PARAMETER = 2**31 - 1
+
+
 def per_axis(value: Any, ndim: int, what: str, layer: str, *,
              rational: bool = False) -> tuple[Number, ...]:
     """``value`` (a number or one per axis) as a tuple of ``ndim`` positive numbers: integers,
@@ -81,7 +85,10 @@ def per_axis(value: Any, ndim: int, what: str, layer: str, *,
                 number = simplify(Fraction(str(v)))
         if number is None or number <= 0:
             kind = "positive numbers" if rational else "positive integers"
-            raise GraphError(f"layer {layer!r}: {what} must be {kind}, got {v!r}")
+            raise GraphError(f"layer {layer!r}: {what} must be {kind}, got {shown(v)}")
+        if number > MAX_PARAMETER or (rational and Fraction(number).denominator > MAX_PARAMETER):
+            raise GraphError(f"layer {layer!r}: {what} {shown(v)} is beyond {MAX_PARAMETER}: no"
+                             " layer has such a window or factor")
         out.append(number)
     return tuple(out)
 

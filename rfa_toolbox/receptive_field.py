@@ -14,6 +14,7 @@ import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from .errors import GraphError
 from .graph import Graph, Layer, Number, Transfer, simplify
 
 Pair = tuple[Number, Number]
@@ -117,9 +118,29 @@ def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
                 if len(maxs) > 1:
                     maxs = pareto_max(maxs)
             result = AxisRF(tuple(mins), tuple(maxs), s.infinite)
+            if _too_large(result):
+                raise GraphError(
+                    f"layer {layer.name!r}: receptive fields grow beyond 2^64 pixels here (or"
+                    " jumps shrink below 2^-64); the kernels, strides, dilations or factors of"
+                    " the layers up to it multiply to numbers no network has: check them")
             done[key] = result
         out.append(result)
     return tuple(out)
+
+
+#: Sizes, jumps and their denominators beyond this are refused (see `apply`): exact
+#: arithmetic on them would slow down without end, and no network has them.
+LIMIT = 2**64
+
+
+def _too_large(s: AxisRF) -> bool:
+    """Does any extreme size or jump of ``s`` exceed `LIMIT` (or need a larger denominator)?"""
+    for pairs in (s.mins, s.maxs):
+        if pairs:
+            for v in (pairs[0][0], pairs[0][1], pairs[-1][0], pairs[-1][1]):
+                if v > LIMIT or (type(v) is not int and v.denominator > LIMIT):
+                    return True
+    return False
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -117,7 +117,8 @@ def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
                  allow_unknown: bool, structure: Any, handlers: Mapping[str, Any] | None) -> Graph:
-    from rfa_toolbox.encoders.torch import encode, models
+    from rfa_toolbox.encoders.torch import models
+    from rfa_toolbox.encoders.torch.inputs import encode_model
 
     if isinstance(model, (str, Path)):
         named = models.load(str(model))
@@ -129,14 +130,14 @@ def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
         from rfa_toolbox.rfsearch import apply_structure
 
         apply_structure(named.module, structure)
-    inputs = models.make_inputs(named, resolution, input_shape)
-    graph: Graph = encode(named.module, inputs, name=named.name, strict=strict,
-                          allow_unknown=allow_unknown, handlers=handlers)
+    graph: Graph = encode_model(named, resolution, input_shape, strict, allow_unknown, handlers)
     return graph
 
 
-def model_name(model: ModelLike, graph: Graph) -> str:
-    """A display name for ``model``."""
+def model_name(model: ModelLike, graph: Graph | None) -> str:
+    """A display name for ``model`` (the graph's name for objects, once it is known)."""
     if isinstance(model, (str, Path)):
         return str(model)
-    return graph.name
+    if graph is not None:
+        return graph.name
+    return model.name if isinstance(model, Graph) else type(model).__name__

@@ -181,7 +181,7 @@ def test_cli_suggest_and_analyze_json(rfa):
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
     assert len(data["suggestions"]) == 3 and data["suggestions"][0]["fully_utilized"]
-    assert data["suggestions"][0]["flops_after"] > data["suggestions"][0]["flops_before"]
+    assert data["suggestions"][0]["macs_after"] > data["suggestions"][0]["macs_before"]
     analyzed = json.loads(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224", "-f", "json").stdout)
     assert analyzed["suggestions"][0]["r"] == [196, 196]
     plain = json.loads(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224", "-f", "json",

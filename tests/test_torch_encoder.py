@@ -247,17 +247,45 @@ def test_registered_handler_is_seen_by_the_api_and_the_cli_in_process(tmp_path, 
         analyze(Unfolding(), 16)
 
 
-def test_data_dependent_control_flow_is_an_error():
-    class Branchy(nn.Module):
+READS = {
+    "condition": lambda x: x if x.mean() > 0 else -x,
+    "item": lambda x: x * x.max().item(),
+    "int": lambda x: x[..., : int(x.sum() > 0) + 1],
+    "float": lambda x: x * float(x.mean()),
+    "tolist": lambda x: x * x.mean().tolist(),
+    "index": lambda x: x[..., : (x.mean() > 0).long() + 1],
+    "numpy": lambda x: x * x.mean().numpy(),
+}
+
+
+@pytest.mark.parametrize("how", sorted(READS))
+def test_reading_a_value_computed_from_the_input_is_an_error(how):
+    """Every way a Python value is read out of a tensor that depends on the input's values
+    (a condition, .item(), int(), float(), .tolist(), an index, .numpy()) is refused: the trace
+    would keep what this one random input gave."""
+    class Reads(nn.Module):
         def __init__(self):
             super().__init__()
             self.conv = nn.Conv2d(3, 3, 3)
 
         def forward(self, x):
-            return self.conv(x) if x.mean() > 0 else x
+            return READS[how](self.conv(x))
 
-    with pytest.raises(TraceError, match="branches on tensor values"):
-        analyze(Branchy(), 16)
+    with pytest.raises(TraceError, match="reads a Python value out of a tensor.*test_torch_encoder.py"):
+        analyze(Reads(), 16)
+
+
+def test_values_computed_from_shapes_are_fine():
+    class Shapes(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 3, 3)
+
+        def forward(self, x):
+            half = int(x.shape[-1]) // 2
+            return self.conv(x[..., :half]) if x.shape[-1] > 4 else x
+
+    assert analyze(Shapes(), 16).r == (3, 3)
 
 
 def test_input_too_small():
@@ -325,3 +353,23 @@ def test_space_to_depth_slices_read_a_window():
     assert rf(graph, "conv") == ((6, 6), (6, 6))
     # Swin's patch merging is the same pattern: 4 (patch embedding) -> 8 -> 16 -> 32
     assert analyze("torchvision:swin_t", 224).r == (32, 32)
+
+
+@pytest.mark.parametrize("equation, reduce, expected", [
+    ("bchw,bcHW->bhwHW", (3, 4), (None, None)),  # a position attends to every other: global
+    ("bchw,bchw->bchw", None, (3, 3)),           # elementwise: nothing mixed
+    ("...hw,...hw->...h", None, (3, None)),      # w summed over: global on that axis only
+    ("bchw,bcxy", None, (3, 3)),                 # implicit output hwxy: only channels summed
+])
+def test_einsum_tracks_which_axes_its_letters_carry(equation, reduce, expected):
+    class Einsum(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+        def forward(self, x):
+            y = self.conv(x)
+            out = torch.einsum(equation, y, y)
+            return out.sum(dim=reduce) if reduce else out
+
+    assert analyze(Einsum(), 16).layers[-1].r_min == expected

@@ -23,9 +23,13 @@ def test_torchvision_subset_matches_the_published_r(rfa):
     assert not data["failures"] and len(rows) == 5
     for name, r in PAPER["r"].items():
         if name in rows:
-            assert rows[name]["r"] == r
-    assert rows["torchvision:resnet18"]["max_resolution"] == 435
+            assert rows[name]["r"] == [r, r]
+    assert rows["torchvision:resnet18"]["max_resolution"] == [435, 435]
     assert [row["r"] for row in data["models"]] == sorted((row["r"] for row in data["models"]), reverse=True)
+    assert data["schema"] == "rfa-toolbox/zoo/v2" and data["resolution"] == [224, 224]
+    # not a terminal: one line per model on standard error
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 5 and lines[0].startswith("[1/5] torchvision:") and "r " in lines[0]
 
 
 def test_formats_timeout_and_unknown_names(rfa):

@@ -18,7 +18,6 @@ from typing import Any, Optional
 
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
-from rfa_toolbox.resolution import parse_resolution
 from rfa_toolbox.sources import is_torch_module, is_torch_module_class
 
 FACTORIES = ("build_model", "create_model", "get_model")
@@ -58,6 +57,12 @@ def _torchvision(name: str) -> Any:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"torchvision has no model {name!r}{hint}")
     builder = models.get_model_builder(name)
+    if builder.__module__.startswith("torchvision.models.detection"):
+        raise ModelLoadError(
+            f"torchvision:{name} is a detection model: its forward decodes boxes and runs NMS on"
+            " tensor values, which cannot be traced; analyze its backbone with a model file such"
+            f" as `model = torchvision.models.detection.{name}(weights=None,"
+            " weights_backbone=None).backbone` (at 800x1333, say)")
     kwargs: dict[str, Any] = {"weights": None}
     if "weights_backbone" in inspect.signature(builder).parameters:
         kwargs["weights_backbone"] = None
@@ -91,8 +96,11 @@ def import_file(path: Path) -> Any:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
         raise ModelLoadError(f"cannot import {path}: syntax error on line {exc.lineno}: {exc.msg}") from None
+    except SystemExit as exc:
+        raise ModelLoadError(f"{path} called sys.exit({exc.code!r}) while being imported; a model"
+                             " file must define the model, not run a program") from None
     except Exception as exc:
-        raise ModelLoadError(f"cannot import {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+        raise ModelLoadError(f"cannot import {path}: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
         sys.path.remove(str(path.resolve().parent))
     return module
@@ -155,53 +163,17 @@ def _build(obj: Any, label: str) -> Any:
         try:
             built = obj()
         except TypeError as exc:
-            raise ModelLoadError(f"{label} cannot be built without arguments: {_first_line(exc)}") from None
+            raise ModelLoadError(f"{label} cannot be built without arguments: {first_line(exc)}") from None
+        except SystemExit as exc:
+            raise ModelLoadError(f"{label} called sys.exit({exc.code!r}) while building the model") from None
         except Exception as exc:
-            raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {_first_line(exc)}") from None
+            raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {first_line(exc)}") from None
         if is_torch_module(built) or isinstance(built, Graph):
             return built
         raise ModelLoadError(f"{label}() returned a {type(built).__name__}, not an nn.Module")
     raise ModelLoadError(f"{label} is a {type(obj).__name__}, not an nn.Module, a Graph, a class or a factory")
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
-
-
-def input_signature(module: Any) -> tuple[int, int]:
-    """(channels, spatial axes) of the model's input, read from its first convolution."""
-    import torch.nn as nn
-
-    for layer in module.modules():
-        if isinstance(layer, nn.modules.conv._ConvNd):
-            return layer.in_channels, len(layer.kernel_size)
-    return 3, 2
-
-
-def make_inputs(model: TorchModel, resolution: Any = None, input_shape: Any = None) -> tuple:
-    """The example inputs: the file's ``example_inputs(resolution)``, or a random tensor of
-    ``input_shape`` (without batch), or of the resolution with the first conv's channels."""
-    import torch
-
-    if model.example_inputs is not None and input_shape is None:
-        res = parse_resolution(resolution) if resolution is not None else None
-        inputs = model.example_inputs(res if res is None or len(res) > 1 else res[0])
-        return inputs if isinstance(inputs, tuple) else tuple(inputs) if isinstance(inputs, list) else (inputs,)
-    if input_shape is not None:
-        shape = parse_shape(input_shape)
-    else:
-        if resolution is None:
-            raise ModelLoadError("give the input resolution (--res) or the input shape (--input-shape)")
-        channels, ndim = input_signature(model.module)
-        shape = (channels, *parse_resolution(resolution, ndim))
-    return (torch.rand(1, *shape),)
-
-
-def parse_shape(value: Any) -> tuple[int, ...]:
-    """An input shape without batch, such as ``3x224x224`` or ``(1, 16000)``."""
-    sizes = parse_resolution(value)
-    if len(sizes) < 2:
-        raise ModelLoadError(f"input shape {value!r} needs channels and at least one spatial size,"
-                             " such as 3x224x224 or 1x16000")
-    return sizes

@@ -18,8 +18,19 @@ from typing import Any
 from .ir import TraceError
 
 
-class _DataDependentBranch(Exception):
-    pass
+class InputMismatchError(TraceError):
+    """The model cannot run on the example input (channels or shape); another guess may fit."""
+
+
+class _ValueRead(Exception):
+    """A Python value was read out of a tensor that depends on the input's values."""
+
+
+#: Tensor methods that turn a tensor into a Python value, and how to name them in a message.
+VALUE_READERS = {"__bool__": "a tensor used as a condition", "__int__": "int(tensor)",
+                 "__float__": "float(tensor)", "__complex__": "complex(tensor)",
+                 "__index__": "a tensor used as an index or count", "item": "tensor.item()",
+                 "tolist": "tensor.tolist()", "numpy": "tensor.numpy()"}
 
 
 def _reads_input_values(value: Any, count: int) -> bool:
@@ -42,26 +53,40 @@ def _reads_input_values(value: Any, count: int) -> bool:
 
 
 @contextlib.contextmanager
-def _branches_checked(inputs: tuple[Any, ...]) -> Iterator[None]:
-    """While tracing, turning a tensor that depends on the input values into a Python bool
-    (``if x.mean() > 0``) raises: the trace would silently follow one branch. Branches on
-    shapes are fine: the graph is for the traced resolution."""
+def _value_reads_checked(inputs: tuple[Any, ...]) -> Iterator[None]:
+    """While tracing, reading a Python value out of a tensor that depends on the input values
+    (``if x.mean() > 0``, ``x.max().item()``, ``int(t)``, ``float(t)``, ``t.tolist()``, a
+    tensor as an index) raises: the trace would silently keep the value of this one input.
+    Values computed from shapes are fine: the graph is for the traced resolution."""
     import torch
 
-    original = torch.Tensor.__bool__
+    originals = {name: getattr(torch.Tensor, name) for name in VALUE_READERS if hasattr(torch.Tensor, name)}
 
-    def checked(tensor: Any) -> bool:
-        if torch._C._get_tracing_state() is not None and _reads_input_values(
-                torch._C._get_value_trace(tensor), len(inputs)):
-            caller = traceback.extract_stack(limit=2)[0]
-            raise _DataDependentBranch(f"{Path(caller.filename).name}:{caller.lineno}")
-        return original(tensor)
+    def checked(name: str, original: Any) -> Any:
+        def read(tensor: Any, *args: Any, **kwargs: Any) -> Any:
+            if torch._C._get_tracing_state() is not None and _depends_on_values(tensor, len(inputs)):
+                caller = traceback.extract_stack(limit=2)[0]
+                raise _ValueRead(f"{VALUE_READERS[name]} at {Path(caller.filename).name}:{caller.lineno}")
+            return original(tensor, *args, **kwargs)
+        return read
 
-    torch.Tensor.__bool__ = checked
+    for name, original in originals.items():
+        setattr(torch.Tensor, name, checked(name, original))
     try:
         yield
     finally:
-        torch.Tensor.__bool__ = original
+        for name, original in originals.items():
+            setattr(torch.Tensor, name, original)
+
+
+def _depends_on_values(tensor: Any, count: int) -> bool:
+    import torch
+
+    try:
+        value = torch._C._get_value_trace(tensor)
+    except RuntimeError:  # not part of the trace: a constant or a parameter
+        return False
+    return _reads_input_values(value, count)
 
 
 def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
@@ -78,33 +103,38 @@ def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
     previous = torch.jit._trace._trace_module_map
     torch.jit._trace._trace_module_map = {m: name for name, m in model.named_modules()}
     try:
-        with torch.no_grad(), warnings.catch_warnings(), _branches_checked(inputs):
+        with torch.no_grad(), warnings.catch_warnings(), _value_reads_checked(inputs):
             warnings.simplefilter("ignore")
             graph, _ = torch.jit._get_trace_graph(model, inputs, strict=False)
         return graph
-    except _DataDependentBranch as exc:
+    except _ValueRead as exc:
         raise TraceError(
-            f"the model branches on tensor values ({exc}): data-dependent control flow is"
-            " traced along one branch only, so the graph would be wrong; make forward's"
-            " control flow depend on shapes or settings, not on tensor values"
+            f"the model reads a Python value out of a tensor computed from the input's values"
+            f" ({exc}): the trace would keep the branch or number of this one random input, so"
+            " the graph would be wrong; make forward depend on shapes or settings, not on"
+            " tensor values"
         ) from None
+    except SystemExit as exc:
+        raise TraceError(f"the model called sys.exit({exc.code!r}) while running forward; forward"
+                         " must return its outputs") from None
     except Exception as exc:
-        raise TraceError(_trace_failure(exc, inputs)) from None
+        raise _trace_failure(exc, inputs) from None
     finally:
         torch.jit._trace._trace_module_map = previous
 
 
-def _trace_failure(exc: Exception, inputs: tuple[Any, ...]) -> str:
+def _trace_failure(exc: Exception, inputs: tuple[Any, ...]) -> TraceError:
     message = " ".join(str(exc).split())
     shapes = ", ".join("x".join(map(str, getattr(t, "shape", ()))) for t in inputs)
     first = message[:300]
     if any(word in message for word in ("too small", "Output size", "Kernel size can't be greater")):
-        return f"the input {shapes} is too small for the model ({first}); try a larger --res"
+        return TraceError(f"the input {shapes} is too small for the model ({first}); try a larger --res")
     if "size mismatch" in message or "shape" in message or "channels" in message:
-        return (f"the model cannot run on an input of shape {shapes} ({first}); check --res and"
-                " --input-shape, or define example_inputs(resolution) in the model file")
-    return (f"cannot trace the model on an input of shape {shapes}: {type(exc).__name__}: {first};"
-            " models with data-dependent control flow need a traceable forward")
+        return InputMismatchError(
+            f"the model cannot run on an input of shape {shapes} ({first}); check --res and"
+            " --input-shape, or define example_inputs(resolution) in the model file")
+    return TraceError(f"cannot trace the model on an input of shape {shapes}: {type(exc).__name__}:"
+                      f" {first}; models with data-dependent control flow need a traceable forward")
 
 
 def input_names(model: Any, count: int) -> list[str]:

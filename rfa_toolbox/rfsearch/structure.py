@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from rfa_toolbox.errors import RFAError
+from rfa_toolbox.formats import printable
 
 PREFIX = "module."
 
@@ -132,17 +133,18 @@ def format_structure(structure: StructureLike) -> str:
     lines = []
     search = data["search"]
     if search:
-        settings = ", ".join(f"{key} {json.dumps(value)}" for key, value in search.items())
+        settings = ", ".join(f"{printable(str(key))} {json.dumps(value)}" for key, value in search.items())
         lines.append(f"search: {settings}")
     mapping = data["structure"]
     if not mapping:
         lines.append("(no layers)")
         return "\n".join(lines)
-    width = max(len("layer"), *(len(name) for name in mapping))
+    names = {name: printable(name) for name in mapping}  # names are data: no forged lines
+    width = max(len("layer"), *(len(name) for name in names.values()))
     lines.append(f"{'layer'.ljust(width)}  dilation")
     for name, value in mapping.items():
         text = str(value[0]) if len(value) == 1 else " x ".join(str(v) for v in value)
-        lines.append(f"{name.ljust(width)}  {text}")
+        lines.append(f"{names[name].ljust(width)}  {text}")
     dilated = sum(1 for value in mapping.values() if any(v > 1 for v in value))
     largest = max(max(value) for value in mapping.values())
     lines.append(f"{len(mapping)} layer{'s' if len(mapping) != 1 else ''}, {dilated} dilated,"

@@ -111,16 +111,36 @@ def _attention(call: Call) -> Op:
 
 @handles("einsum")
 def _einsum(call: Call) -> Op:
-    """Letters summed over (absent from the output) make their axes global."""
+    """Letters summed over (absent from the output) make their axes global; the output's dims
+    carry the axes of their letters (``...`` stands for the same dims in and out)."""
     equation = call.args[0].replace(" ", "")
-    inputs, _, output = equation.partition("->")
+    inputs, arrow, output = equation.partition("->")
+    specs = inputs.split(",")
     letters: dict[str, set[int]] = {}
-    operands = call.args[1]
-    for spec, operand, _ in zip(inputs.split(","), operands, call.sizes[1] or []):
-        layout = operand.layout if isinstance(operand, Traced) else ()
-        for i, letter in enumerate(spec.replace("...", "")):
-            if layout and i < len(layout):
-                letters.setdefault(letter, set()).update(layout[i])
+    ellipsis: list[set[int]] = []
+    for spec, operand in zip(specs, call.args[1]):
+        if not isinstance(operand, Traced):
+            continue
+        layout = operand.layout
+        head, dots, tail = spec.partition("...")
+        middle = len(layout) - len(head) - len(tail) if dots else 0
+        dims = list(head) + ["..."] * middle + list(tail)
+        for letter, axes in zip(dims, layout):
+            if letter == "...":
+                continue
+            letters.setdefault(letter, set()).update(axes)
+        if dots:
+            for k, axes in enumerate(layout[len(head):len(head) + middle]):
+                if k >= len(ellipsis):
+                    ellipsis.append(set())
+                ellipsis[k] |= axes
+    if not arrow:  # implicit output: the letters used once, in alphabetical order
+        output = ("..." if any("..." in s for s in specs) else "") + "".join(
+            sorted(c for c in set("".join(specs).replace(".", "")) if "".join(specs).count(c) == 1))
+    head, dots, tail = output.partition("...")
+    out = [frozenset(letters.get(c, ())) for c in head] + [frozenset(a) for a in (ellipsis if dots else [])]
+    out += [frozenset(letters.get(c, ())) for c in tail]
     contracted = set().union(*(axes for letter, axes in letters.items() if letter not in output))
-    out = tuple(frozenset(letters.get(letter, ())) for letter in output)
-    return _mixing("einsum", contracted, out)
+    if not dots:
+        contracted |= set().union(*ellipsis)
+    return _mixing("einsum", contracted, tuple(out))

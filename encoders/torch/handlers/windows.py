@@ -129,7 +129,11 @@ _MODES = {"nearest": "nearest", "nearest_exact": "nearest", "linear": "linear",
          "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "upsample_bicubic2d",
          "_upsample_bilinear2d_aa", "_upsample_bicubic2d_aa")
 def _upsample(call: Call) -> Op:
-    """The factor per axis is the ratio of the traced sizes (scale or size alike)."""
+    """The factor per axis is the ratio of the traced sizes (scale or size alike).
+
+    Antialiased downsampling (``antialias=True``) widens its filter by the scale: it reads a
+    window of about 2 (bilinear) or 4 (bicubic) times the scale, stepping by the scale; it is
+    a window op then, with the widest window of its output positions."""
     name = re.sub(r"^_?upsample_|\d+d(_aa)?$", "", call.kind.split("::")[1])
     n = len(call.sizes[0]) - 2
     factor = {}
@@ -138,7 +142,40 @@ def _upsample(call: Call) -> Op:
             factor[next(iter(carried))] = Fraction(size_out, size_in)
     if not factor:
         return Op("upsample")
+    if call.kind.endswith("_aa") and all(f < 1 for f in factor.values()):
+        taps = 4 if "bicubic" in call.kind else 2
+        sizes = dict(zip((next(iter(a)) for a in call.spatial_dims(n) if len(a) == 1), call.sizes[0][-n:]))
+        window = {axis: (_aa_width(sizes[axis], f, taps), 1 / f, 1) for axis, f in factor.items()}
+        return Op("downsample_aa", Transfer.WINDOW, True, window=window)
     return Op("upsample", Transfer.UPSAMPLE, True, factor=factor, mode=_MODES.get(name, "linear"))
+
+
+def _aa_width(size_in: int, factor: Fraction, taps: int) -> int:
+    """The widest run of input positions with a non-zero weight in antialiased downsampling
+    (PyTorch's filter: support taps/2 * scale around each output centre)."""
+    scale = float(1 / factor)
+    support = taps / 2 * scale
+    size_out = int(size_in * factor)
+    widest = 1
+    for i in range(size_out):
+        centre = scale * (i + 0.5)
+        first = max(int(centre - support + 0.5), 0)
+        last = min(int(centre + support + 0.5), size_in) - 1
+        weights = [_aa_filter((j - centre + 0.5) / scale, taps) for j in range(first, last + 1)]
+        nonzero = [j for j, w in zip(range(first, last + 1), weights) if w != 0]
+        if nonzero:
+            widest = max(widest, nonzero[-1] - nonzero[0] + 1)
+    return widest
+
+
+def _aa_filter(x: float, taps: int) -> float:
+    x = abs(x)
+    if taps == 2:
+        return 1 - x if x < 1 else 0.0
+    a = -0.5  # PyTorch's bicubic
+    if x < 1:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    return (((x - 5) * x + 8) * x - 4) * a if x < 2 else 0.0
 
 
 @handles("pixel_shuffle")

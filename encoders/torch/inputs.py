@@ -1,0 +1,109 @@
+"""The example inputs a PyTorch model is traced on, and tracing a named model with them.
+
+A model file's ``example_inputs(resolution)`` wins; else ``--input-shape``; else a random
+tensor of the resolution whose channels and number of spatial axes are guessed from what the
+model holds: the first convolution module, then the first weight with the rank of a
+convolution (a functional conv with an ``nn.Parameter``), then 3 and 1 channels. A guess the
+model cannot run on is replaced by the next one before rfa gives up.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from rfa_toolbox.graph import Graph
+from rfa_toolbox.resolution import parse_resolution
+
+from .encoder import encode
+from .ir import Handler
+from .models import ModelLoadError, TorchModel, first_line
+from .trace import InputMismatchError
+
+
+def input_candidates(module: Any) -> list[tuple[int, int]]:
+    """(channels, spatial axes) guesses for the model's input, most likely first."""
+    import torch.nn as nn
+
+    found: list[tuple[int, int]] = []
+    for layer in module.modules():
+        if isinstance(layer, nn.modules.conv._ConvNd):
+            found.append((layer.in_channels, len(layer.kernel_size)))
+            break
+    for param in module.parameters():
+        if 3 <= param.dim() <= 5:  # (out, in, *kernel) of a conv in 1-D to 3-D
+            found.append((int(param.shape[1]), param.dim() - 2))
+            break
+    ndim = found[0][1] if found else 2
+    found += [(3, ndim), (1, ndim)]
+    return list(dict.fromkeys(found))
+
+
+def required_inputs(module: Any) -> list[str]:
+    """The names of forward's positional parameters that have no default."""
+    try:
+        params = inspect.signature(module.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.default is p.empty
+            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def parse_shape(value: Any) -> tuple[int, ...]:
+    """An input shape without batch, such as ``3x224x224`` or ``(1, 16000)``."""
+    sizes = parse_resolution(value)
+    if len(sizes) < 2:
+        raise ModelLoadError(f"input shape {value!r} needs channels and at least one spatial size,"
+                             " such as 3x224x224 or 1x16000")
+    return sizes
+
+
+def example_inputs(model: TorchModel, resolution: Any) -> tuple[Any, ...]:
+    """The inputs from the model file's ``example_inputs(resolution)`` (an int for a single
+    size, else the per-axis tuple)."""
+    assert model.example_inputs is not None
+    res = parse_resolution(resolution) if resolution is not None else None
+    try:
+        inputs = model.example_inputs(res if res is None or len(res) > 1 else res[0])
+    except SystemExit as exc:
+        raise ModelLoadError(f"{model.name}: example_inputs called sys.exit({exc.code!r})") from None
+    except Exception as exc:
+        raise ModelLoadError(f"{model.name}: example_inputs({'x'.join(map(str, res or ()))}) failed:"
+                             f" {type(exc).__name__}: {first_line(exc)}") from None
+    return inputs if isinstance(inputs, tuple) else tuple(inputs) if isinstance(inputs, list) else (inputs,)
+
+
+def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = None,
+                 strict: bool = False, allow_unknown: bool = False,
+                 handlers: Mapping[str, Handler] | None = None) -> Graph:
+    """The graph of a named model, traced on its example inputs (see the module docstring)."""
+    import torch
+
+    def traced(inputs: tuple[Any, ...]) -> Graph:
+        return encode(model.module, inputs, name=model.name, strict=strict,
+                      allow_unknown=allow_unknown, handlers=handlers)
+
+    if model.example_inputs is not None and input_shape is None:
+        return traced(example_inputs(model, resolution))
+    if input_shape is not None:
+        return traced((torch.rand(1, *parse_shape(input_shape)),))
+    if resolution is None:
+        raise ModelLoadError("give the input resolution (--res) or the input shape (--input-shape)")
+    needed = required_inputs(model.module)
+    if len(needed) > 1:
+        raise ModelLoadError(
+            f"{model.name}: forward takes {len(needed)} inputs ({', '.join(needed)}) and rfa builds"
+            " one; write a model file that defines the model and example_inputs(resolution)"
+            " returning all of them (see examples/two_inputs.py)")
+    tried, failure = [], None
+    for channels, ndim in input_candidates(model.module):
+        shape = (channels, *parse_resolution(resolution, ndim))
+        try:
+            return traced((torch.rand(1, *shape),))
+        except InputMismatchError as exc:
+            tried.append("x".join(map(str, shape)))
+            failure = exc
+    raise ModelLoadError(f"{model.name}: no guessed input fits (tried {', '.join(tried)}; the last"
+                         f" error: {failure}); give the input shape with --input-shape, such as"
+                         " 3x224x224")

@@ -1,0 +1,40 @@
+"""Time limits for work that runs user code (building and tracing a model)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Optional
+
+from .errors import RFAError
+
+
+class TimeLimitExceeded(RFAError):
+    """Work took longer than its time limit."""
+
+
+@contextmanager
+def time_limit(seconds: Optional[float], what: str = "the work") -> Iterator[None]:
+    """Raise `TimeLimitExceeded` naming ``what`` after ``seconds`` (no limit when None or 0).
+
+    The limit is a timer signal, so it interrupts Python code (a model's forward) but not a
+    single long call into C; it works in the main thread only.
+    """
+    if not seconds:
+        yield
+        return
+    if threading.current_thread() is not threading.main_thread():
+        raise RFAError("a time limit works in the main thread only; run the analysis there or without one")
+
+    def expire(signum: int, frame: Any) -> None:
+        raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
