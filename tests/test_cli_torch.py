@@ -85,7 +85,8 @@ def test_untraceable_model(rfa, tmp_path):
                     "class Branchy(nn.Module):\n"
                     "    def __init__(self):\n        super().__init__()\n        self.conv = nn.Conv2d(3, 3, 3)\n"
                     "    def forward(self, x):\n        return self.conv(x) if x.sum() > 0 else x\n")
-    assert_one_line_error(rfa("analyze", str(path), "--res", "32"), "reads a Python value out of a tensor", "branchy.py:7")
+    assert_one_line_error(rfa("analyze", str(path), "--res", "32"), "reads a Python value out of a tensor",
+                          "branchy.py:7")
 
 
 def test_wrong_input_shape_and_too_small(rfa):
