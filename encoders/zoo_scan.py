@@ -61,7 +61,7 @@ def model_names(library: str) -> list[str]:
     raise RFAError(f"unknown library {library!r} (one of {', '.join(LIBRARIES)})")
 
 
-def builder(name: str) -> Callable[[], object]:
+def builder(name: str) -> Callable[[], Any]:
     """A function that builds the model (the part timed as "build")."""
     library, _, model = name.partition(":")
     if library == "keras":
@@ -73,7 +73,7 @@ def builder(name: str) -> Callable[[], object]:
     return lambda: models.load(name)
 
 
-def encoder(name: str, resolution: str) -> Callable[[object], Graph]:
+def encoder(name: str, resolution: str) -> Callable[[Any], Graph]:
     """A function from the built model to its graph (the part timed as "encode")."""
     if name.startswith("keras:"):
         from .keras import graph_from_keras_json

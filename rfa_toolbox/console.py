@@ -4,7 +4,6 @@ our words, the model's own prints kept off standard output, progress on a termin
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 import sys
@@ -13,17 +12,7 @@ from pathlib import Path
 from typing import Optional
 
 from .errors import RFAError
-
-_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-            errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-            errno.ENOENT: "its folder does not exist", errno.ENOTDIR: "a part of the path is a file",
-            errno.EISDIR: "it is a folder", errno.EROFS: "the file system is read-only",
-            errno.ENAMETOOLONG: "the name is too long"}
-
-
-def reason(exc: OSError) -> str:
-    """Why an operation on a file failed, in words."""
-    return _REASONS.get(exc.errno or 0, (exc.strerror or "it failed").lower())
+from .files import reason
 
 
 def write_output(text: str, output: Optional[Path]) -> None:

@@ -123,6 +123,24 @@ def op_info(op: str, transfer: str | None = None, computes: bool | None = None) 
     return info
 
 
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _check_metadata(name: str, fields: dict[str, Any]) -> None:
+    """Channels, groups and parameters are counts; a shape is a list of sizes; a module a path."""
+    for key in ("in_channels", "out_channels", "groups", "params"):
+        if key in fields and not _count(fields[key]):
+            raise GraphError(f"layer {name!r}: {key} must be a count (an integer >= 0), got {shown(fields[key])}")
+    shape = fields.get("shape")
+    if shape is not None and not (isinstance(shape, (list, tuple)) and all(_count(s) for s in shape)):
+        raise GraphError(f"layer {name!r}: shape must be a list of sizes, got {shown(shape)}")
+    if "module" in fields and not isinstance(fields["module"], str):
+        raise GraphError(f"layer {name!r}: module must be a module path (text), got {shown(fields['module'])}")
+    if "meta" in fields and not isinstance(fields["meta"], dict):
+        raise GraphError(f"layer {name!r}: meta must be a mapping")
+
+
 def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
                computes: bool | None = None, **params: Any) -> Layer:
     """Build a `Layer` from an op name of `OPS` and its parameters.
@@ -147,6 +165,7 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
             f" (it takes: {', '.join(info.params + _META)})"
         )
     fields: dict[str, Any] = {k: params[k] for k in _META if params.get(k) is not None}
+    _check_metadata(name, fields)
     if "shape" in fields:
         fields["shape"] = tuple(fields["shape"])
     if info.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
@@ -169,7 +188,7 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
     elif info.transfer is Transfer.GLOBAL and params.get("axes") is not None:
         axes = params["axes"]
         axes = tuple(axes) if isinstance(axes, (list, tuple)) else (axes,)
-        if not all(isinstance(a, int) and 0 <= a < ndim for a in axes):
+        if not all(isinstance(a, int) and not isinstance(a, bool) and 0 <= a < ndim for a in axes):
             raise GraphError(f"layer {name!r}: axes must be spatial axis numbers 0..{ndim - 1}")
         chosen = tuple(sorted(set(axes)))
         fields["global_axes"] = () if len(chosen) == ndim else chosen

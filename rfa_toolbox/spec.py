@@ -22,7 +22,8 @@ from typing import Any
 
 import yaml
 
-from .errors import CycleError, RFAError, SpecError, UnknownOpError
+from .errors import CycleError, RFAError, SpecError, UnknownOpError, shown
+from .files import read_data, reason
 from .graph import Graph, Layer, Transfer
 from .ops import OPS, make_layer, op_info
 
@@ -36,21 +37,8 @@ _LAYER_KEYS = {"name", "op", "inputs", "transfer", "computes", "kernel", "stride
 
 def read_spec_file(path: str | Path) -> Any:
     """The parsed content of an architecture file (not yet checked); `SpecError` when
-    unreadable."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"no such file: {path}")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data: Any = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except json.JSONDecodeError as exc:
-        raise SpecError(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f", line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise SpecError(f"malformed YAML in {path}{where}: {problem}") from None
-    return data
+    unreadable (see `rfa_toolbox.files.read_data`)."""
+    return read_data(path, "an architecture file", SpecError)
 
 
 def load_spec(path: str | Path) -> Graph:
@@ -79,7 +67,10 @@ def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
     ndim = data.get("ndim", 2)
     if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim not in (1, 2, 3):
         raise SpecError(f"ndim must be 1, 2 or 3, not {ndim!r}")
-    graph = Graph(ndim, str(data.get("name", default_name)))
+    title = data.get("name", default_name)
+    if not isinstance(title, str):
+        raise SpecError(f"'name' must be text, got {shown(title)}")
+    graph = Graph(ndim, title)
     for position, entry in enumerate(layers, 1):
         if isinstance(entry, dict) and "op" in entry and not isinstance(entry["op"], str):
             label = repr(entry["name"]) if isinstance(entry.get("name"), str) else f"#{position}"
@@ -97,7 +88,7 @@ def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
     try:
         for source, target in edges:
             graph.connect(source, target)
-        graph.outputs = _names(data.get("outputs") or [], "'outputs'")
+        graph.outputs = _names(data["outputs"], "'outputs'") if data.get("outputs") is not None else []
         graph.validate()
     except CycleError:
         raise
@@ -117,13 +108,17 @@ def _names(value: Any, what: str) -> list[str]:
 
 def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) -> tuple[str, list[str]]:
     if not isinstance(entry, dict):
-        raise SpecError(f"layer #{position} must be a mapping, got {entry!r}")
+        raise SpecError(f"layer #{position} must be a mapping, got {shown(entry)}")
     if "op" not in entry:
         raise SpecError(f"layer #{position} has no 'op'")
-    name = str(entry.get("name") or f"{entry['op']}{position}")
+    name = entry.get("name")
+    if name is None:
+        name = f"{entry['op']}{position}"
+    elif not isinstance(name, str) or not name:
+        raise SpecError(f"layer #{position}: 'name' must be non-empty text, got {shown(name)}")
     extra = set(entry) - _LAYER_KEYS
     if extra:
-        raise SpecError(f"layer {name!r}: unknown keys {', '.join(sorted(extra))}")
+        raise SpecError(f"layer {name!r}: unknown keys {', '.join(sorted(map(str, extra)))}")
     params = {k: v for k, v in entry.items() if k not in ("name", "op", "inputs")}
     try:
         layer = make_layer(name, str(entry["op"]), graph.ndim, **params)
@@ -192,6 +187,10 @@ def save_spec(graph: Graph, path: str | Path) -> None:
     path = Path(path)
     data = spec_from_graph(graph)
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(data, indent=2) + "\n"
     else:
-        path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+        text = yaml.safe_dump(data, sort_keys=False)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(f"cannot write {path}: {reason(exc)}") from None

@@ -121,6 +121,6 @@ def test_structure_option_and_show(rfa, tmp_path):
     assert searched["r"] == [9, 5]  # dilation (4, 2): 1 + 2*4, 1 + 2*2
     shown = rfa("structure", "show", str(structure))
     assert shown.returncode == 0 and "module.conv" in shown.stdout and "4" in shown.stdout
-    assert_one_line_error(rfa("structure", "show", str(tmp_path / "missing.json")), "not found")
+    assert_one_line_error(rfa("structure", "show", str(tmp_path / "missing.json")), "no such file", "missing.json")
     assert_one_line_error(rfa("analyze", str(EXAMPLES / "vgg_style.yaml"), "--res", "224",
                               "--structure", str(structure)), "PyTorch models")

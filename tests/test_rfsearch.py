@@ -331,7 +331,7 @@ def test_structure_errors_and_format(tmp_path):
         apply_structure(nn.Sequential(nn.Conv1d(1, 1, 3)), {"0": [1, 2]})
     bad = tmp_path / "bad.json"
     bad.write_text("{")
-    with pytest.raises(StructureError, match="not valid JSON"):
+    with pytest.raises(StructureError, match="malformed JSON in .*bad.json, line 1"):
         load_structure(bad)
     with pytest.raises(StructureError, match="positive int"):
         apply_structure(_two_conv_model(), {"structure": {"0": [0]}})

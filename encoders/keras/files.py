@@ -7,28 +7,43 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from rfa_toolbox.files import MAX_BYTES, decode, parse, read_bytes, read_data, reason
+
 from .ir import KerasFormatError
 
 
 def read_keras_file(path: Path) -> Any:
-    """The model configuration of a ``.keras`` archive (its ``config.json``) or a ``.json``
-    file holding ``model.to_json()``."""
-    if not path.is_file():
-        raise KerasFormatError(f"no such file: {path}")
-    if path.suffix.lower() == ".keras":
-        try:
-            with zipfile.ZipFile(path) as archive:
-                if "config.json" not in archive.namelist():
-                    raise KerasFormatError(f"{path} is a zip archive without config.json; save it with model.save()")
-                text = archive.read("config.json").decode("utf-8")
-        except zipfile.BadZipFile:
-            raise KerasFormatError(f"{path} is not a .keras archive (not a zip file)") from None
-    else:
-        text = path.read_text(encoding="utf-8")
+    """The model configuration of a ``.keras`` archive (its ``config.json``, read up to
+    `MAX_BYTES` uncompressed whatever its header claims; the weights are never read) or a
+    ``.json`` file holding ``model.to_json()``."""
+    if path.suffix.lower() != ".keras":
+        return read_data(path, "a Keras model JSON", KerasFormatError)
+    if path.is_dir() or not path.exists():
+        read_bytes(path, "a .keras archive", KerasFormatError)  # says what is wrong
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise KerasFormatError(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
+        with zipfile.ZipFile(path) as archive:
+            if "config.json" not in archive.namelist():
+                raise KerasFormatError(f"{path} is a zip archive without config.json; save it with model.save()")
+            info = archive.getinfo("config.json")
+            if info.file_size > MAX_BYTES:
+                raise _too_large(path)
+            with archive.open(info) as member:
+                data = member.read(MAX_BYTES + 1)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError):
+        raise KerasFormatError(f"{path} is not a .keras archive (not a zip file, or a damaged one)") from None
+    except (RuntimeError, ValueError) as exc:  # encrypted members, bad compression data
+        raise KerasFormatError(f"{path}: config.json cannot be read from the archive ({exc})") from None
+    except OSError as exc:
+        raise KerasFormatError(f"cannot read {path}: {reason(exc)}") from None
+    if len(data) > MAX_BYTES:
+        raise _too_large(path)
+    return parse(decode(data, f"{path}:config.json", KerasFormatError), path, yaml_too=False,
+                 error=KerasFormatError)
+
+
+def _too_large(path: Path) -> KerasFormatError:
+    return KerasFormatError(f"{path}: config.json inflates to more than {MAX_BYTES // 2**20} MB; a model"
+                            " configuration is far smaller, so the archive is refused")
 
 
 def import_keras() -> Any:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from rfa_toolbox.errors import RFAError
+from rfa_toolbox.files import decode, parse, read_bytes
 from rfa_toolbox.formats import printable
 
 PREFIX = "module."
@@ -61,14 +62,8 @@ def load_structure(path: Union[str, Path]) -> dict[str, Any]:
     """Read a structure file (mmcv's rfsearch JSON) into
     ``{"search": {...}, "structure": {name: [d, ...]}}``."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise StructureError(f"structure file {path} not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise StructureError(f"cannot read the structure file {path}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise StructureError(f"the structure file {path} is not valid JSON: {exc}") from None
+    data = parse(decode(read_bytes(path, "a structure file", StructureError), path, StructureError),
+                 path, yaml_too=False, error=StructureError)
     try:
         return normalize_structure(data)
     except StructureError as exc:

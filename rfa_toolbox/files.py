@@ -1,0 +1,118 @@
+"""Reading the files users name (architecture files, Keras JSON, structure files) safely: size
+bounded, text in any Unicode encoding with a byte-order mark (UTF-8 otherwise), JSON and YAML
+with duplicate keys refused, and every failure said in our words, naming the file."""
+
+from __future__ import annotations
+
+import errno
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import RFAError
+
+#: Files larger than this are refused before they are read (a model description is small).
+MAX_BYTES = 64 * 2**20
+
+_REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+            errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.ENOENT: "its folder does not exist", errno.ENOTDIR: "a part of the path is a file",
+            errno.EISDIR: "it is a folder", errno.EROFS: "the file system is read-only",
+            errno.ENAMETOOLONG: "the name is too long", errno.ELOOP: "it is a loop of links"}
+
+_BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+         (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
+
+
+def reason(exc: OSError) -> str:
+    """Why an operation on a file failed, in words."""
+    return _REASONS.get(exc.errno or 0, (exc.strerror or "it failed").lower())
+
+
+def read_bytes(path: Path, what: str, error: type[RFAError] = RFAError, limit: int = MAX_BYTES) -> bytes:
+    """The content of the file at ``path`` (a ``what``, for messages), at most ``limit`` bytes."""
+    try:
+        if path.is_dir():
+            raise error(f"{path} is a folder, not {what}")
+        if not path.exists():
+            raise error(f"no such file: {path}")
+        size = path.stat().st_size
+        if size > limit:
+            raise error(f"{path} is {size / 2**20:.0f} MB; {what} above {limit // 2**20} MB is refused")
+        with path.open("rb") as handle:
+            return handle.read(limit + 1)[:limit]
+    except OSError as exc:
+        raise error(f"cannot read {path}: {reason(exc)}") from None
+
+
+def decode(data: bytes, path: Path | str, error: type[RFAError] = RFAError) -> str:
+    """``data`` as text: UTF-8, or the encoding its byte-order mark names (UTF-16, UTF-32)."""
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError:
+        raise error(f"{path} is not a text file (neither UTF-8 nor UTF-16 or UTF-32 with a"
+                    " byte-order mark)") from None
+    if "\x00" in text:
+        raise error(f"{path} is not a text file (it holds NUL characters)")
+    return text
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping."""
+
+
+def _mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        try:
+            duplicate = key in seen
+            seen.add(key)
+        except TypeError:  # an unhashable key: the constructor below says so
+            break
+        if duplicate:
+            mark = key_node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"the key {key!r} is given twice", mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping)
+
+
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"the key {key!r} is given twice")
+        out[key] = value
+    return out
+
+
+def parse(text: str, path: Path | str, yaml_too: bool, error: type[RFAError] = RFAError) -> Any:
+    """Parse ``text`` as JSON, or with ``yaml_too`` as YAML (JSON is YAML); duplicate keys,
+    malformed text and structures nested too deeply for any model are refused."""
+    try:
+        if not yaml_too:
+            return json.loads(text, object_pairs_hook=_unique)
+        return yaml.load(text, Loader=_UniqueKeyLoader)
+    except json.JSONDecodeError as exc:
+        raise error(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None
+    except ValueError as exc:  # a duplicate key in JSON
+        raise error(f"{path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f", line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise error(f"malformed YAML in {path}{where}: {problem}") from None
+    except RecursionError:
+        raise error(f"{path} is nested too deeply to be read (thousands of levels); no model is") from None
+
+
+def read_data(path: str | Path, what: str, error: type[RFAError] = RFAError) -> Any:
+    """The parsed content of a JSON (by its suffix) or YAML file."""
+    path = Path(path)
+    text = decode(read_bytes(path, what, error), path, error)
+    return parse(text, path, yaml_too=path.suffix.lower() != ".json", error=error)
