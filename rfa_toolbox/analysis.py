@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Optional
 
+from .errors import GraphError, shown
 from .graph import Graph, Layer, Number, TextEnum, plain
 from .receptive_field import NodeRF, propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
@@ -119,7 +120,7 @@ class Report:
         for row in self.layers:
             if row.name == name:
                 return row
-        raise KeyError(name)
+        raise GraphError(f"the report has no layer {shown(name)}")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data following the ``rfa-toolbox/report/v1`` schema."""

@@ -4,10 +4,11 @@ several inputs and outputs, in both JSON formats (Keras 3 and Keras 2)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from rfa_toolbox.errors import shown
+from rfa_toolbox.files import decode, parse
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.ops import make_layer
 from rfa_toolbox.sources import looks_like_keras_json
@@ -84,6 +85,7 @@ class _Encoder:
         self.graph = Graph(ndim, name)
         self.ndim = ndim
         self.handlers = handlers
+        self.current = ""  # the layer being read, for messages
         self.unknown: dict[str, str] = {}
 
     def model(self, spec: dict, prefix: str, inputs: Optional[list[KTensor]]) -> list[KTensor]:
@@ -173,6 +175,7 @@ class _Encoder:
         class_name = layer.get("class_name", "")
         config = dict(layer.get("config") or {})
         name = layer.get("name") or config.get("name") or class_name.lower()
+        self.current = name
         label = name if k == 0 else f"{name}:{k}"
         if class_name in MODEL_CLASSES:
             return self.model(layer, f"{prefix}{label}.", inputs)
@@ -191,8 +194,12 @@ class _Encoder:
         else:
             try:
                 kop = handler(config, inputs, self.ndim)
-            except (KeyError, TypeError, ValueError, IndexError) as exc:
-                raise KerasFormatError(f"layer {name!r} ({class_name}): cannot read its config: {exc}") from None
+            except KeyError as exc:
+                raise KerasFormatError(f"layer {shown(name)} ({shown(class_name)}): its config has no"
+                                       f" {shown(exc.args[0] if exc.args else '')}") from None
+            except (TypeError, ValueError, IndexError, AttributeError, ZeroDivisionError):
+                raise KerasFormatError(f"layer {shown(name)} ({shown(class_name)}): a field of its config has"
+                                       " the wrong type or value") from None
         node = prefix + label
         module = (prefix + name) if prefix else name
         sources = list(dict.fromkeys(t.node for t in inputs))
@@ -231,18 +238,27 @@ def graph_from_keras_json(data: Any, name: Optional[str] = None,
     running any of its code. ``handlers`` maps layer class names to handlers for this call
     only, merged over the built-in and registered ones."""
     table = handler_table(handlers)
-    if isinstance(data, (str, bytes)):
-        try:
-            data = json.loads(data)
-        except json.JSONDecodeError as exc:
-            raise KerasFormatError(f"malformed JSON, line {exc.lineno}: {exc.msg}") from None
+    if isinstance(data, bytes):
+        data = decode(data, "the model JSON", KerasFormatError)
+    if isinstance(data, str):
+        data = parse(data, "the model JSON", yaml_too=False, error=KerasFormatError)
     if not looks_like_keras_json(data):
         raise KerasFormatError("not a Keras model: expected a JSON object with 'class_name' and 'config'")
     if data["class_name"] not in MODEL_CLASSES:
-        raise KerasFormatError(f"not a Keras model but a {data['class_name']!r}")
-    title = name or (data.get("config") or {}).get("name") or "keras_model"
-    encoder = _Encoder(_ndim(data), title, table)
-    outputs = encoder.model(data, "", None)
+        raise KerasFormatError(f"not a Keras model but a {shown(data['class_name'])}")
+    title = name or data["config"].get("name") or "keras_model"
+    if not isinstance(title, str):
+        raise KerasFormatError(f"the model's name must be text, got {shown(title)}")
+    encoder = None
+    try:
+        encoder = _Encoder(_ndim(data), title, table)
+        outputs = encoder.model(data, "", None)
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+        where = f" (at layer {shown(encoder.current)})" if encoder and encoder.current else ""
+        raise KerasFormatError(f"the model JSON is malformed{where}: a field is missing or has the wrong"
+                               f" type ({type(exc).__name__}); re-export it with model.to_json()") from None
+    except RecursionError:
+        raise KerasFormatError("the model JSON nests models too deeply to be read") from None
     graph = encoder.graph
     graph.outputs = list(dict.fromkeys(t.node for t in outputs))
     graph.unknown_ops = [f"{cls} ({where})" for cls, where in encoder.unknown.items()]
