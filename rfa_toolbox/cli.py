@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import sys
 from collections.abc import Callable
@@ -14,10 +15,11 @@ import click
 from . import __version__
 from .analysis import Analysis, Report, Status
 from .api import analysis_of
-from .console import model_prints_to_stderr, progress, terminal_width, write_output
+from .console import guard_closed_streams, model_prints_to_stderr, output_path, progress, terminal_width, write_output
 from .errors import RFAError
 from .formats import FORMATS, format_report, printable
 from .listings import format_suggestions, format_zoo
+from .render import diagram_format
 from .resolution import parse_resolution
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,10 +46,17 @@ def cli() -> None:
     """
 
 
+def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
+    """A time limit: finite and not negative (0: no limit)."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter("give a number of seconds (0: no limit)", ctx, param)
+    return value
+
+
 def model_options(fn: F) -> F:
     """MODEL, --res, --input-shape, --strict, --allow-unknown, --structure and --timeout: how to
     read the model."""
-    fn = click.option("--timeout", type=click.FloatRange(min=0), default=None, metavar="SECONDS",
+    fn = click.option("--timeout", type=float, default=None, metavar="SECONDS", callback=_seconds,
                       help="Give up building and tracing the model after this many seconds.")(fn)
     fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       metavar="FILE",
@@ -72,8 +81,9 @@ def model_options(fn: F) -> F:
 def output_options(formats: tuple[str, ...], what: str, schema: str) -> Callable[[F], F]:
     """--format (one of ``formats``) and --output for a command that prints ``what``."""
     def decorate(fn: F) -> F:
-        fn = click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
-                          default=None, help=f"Write the {what} to this file instead of standard output.")(fn)
+        fn = click.option("--output", "-o", metavar="FILE", default=None,
+                          help=f"Write the {what} to this file instead of standard output (its"
+                               " folder is made when missing).")(fn)
         return click.option("--format", "-f", "fmt", type=click.Choice(formats), default=formats[0],
                             show_default=True,
                             help=f"table for people, json for programs (versioned schema, {schema}),"
@@ -92,7 +102,10 @@ def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 1
 def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The model options of a command's arguments (removed from ``kwargs``)."""
     names = ("model", "resolution", "input_shape", "strict", "allow_unknown", "structure", "timeout")
-    return {name: kwargs.pop(name) for name in names}
+    options = {name: kwargs.pop(name) for name in names}
+    if options["strict"] and options["allow_unknown"]:
+        raise click.UsageError("--strict and --allow-unknown contradict each other: give one of them")
+    return options
 
 
 @cli.command("analyze", epilog=MODEL_HELP)
@@ -113,6 +126,10 @@ def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
 def analyze_command(**kwargs: Any) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers."""
+    if kwargs["render_to"] is not None:
+        diagram_format(kwargs["render_to"])  # a bad name is said before any work
+    if kwargs["output"] is not None:
+        output_path(kwargs["output"])
     analysis = _analysis(_model(kwargs), suggestions=kwargs["suggest"])
     report, fmt, output = analysis.report, kwargs["fmt"], kwargs["output"]
     color = output is None and fmt == "table" and sys.stdout.isatty()
@@ -126,8 +143,8 @@ def analyze_command(**kwargs: Any) -> None:
 
 @cli.command("render", epilog=MODEL_HELP)
 @model_options
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), required=True,
-              metavar="FILE", help="The diagram file: .svg, .png, .pdf, or .dot (graphviz source).")
+@click.option("--output", "-o", required=True, metavar="FILE",
+              help="The diagram file: .svg, .png, .pdf, or .dot (graphviz source).")
 @click.option("--depth", type=click.IntRange(min=1), default=None, metavar="N",
               help="Draw one node per module at depth N, coloured by its worst layer.")
 @click.option("--rankdir", type=click.Choice(["TB", "LR"]), default="TB", show_default=True,
@@ -136,10 +153,11 @@ def render_command(**kwargs: Any) -> None:
     """Draw MODEL at resolution R with its findings highlighted: unproductive red,
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
+    diagram_format(kwargs["output"])
     _draw(_analysis(_model(kwargs)), kwargs["output"], kwargs["depth"], kwargs["rankdir"])
 
 
-def _draw(analysis: Analysis, output: Path, depth: int | None, rankdir: str) -> None:
+def _draw(analysis: Analysis, output: str | Path, depth: int | None, rankdir: str) -> None:
     from .render import save_diagram
 
     written, message = save_diagram(analysis.diagram(depth=depth, rankdir=rankdir), output)
@@ -167,11 +185,11 @@ def suggest_command(**kwargs: Any) -> None:
 @click.option("--res", "-r", "resolution", required=True, metavar="R",
               help="Input resolution: one size (224) or one per axis (800x1333).")
 @output_options(("table", "json", "csv", "markdown"), "results", "rfa-toolbox/zoo/v2")
-@click.option("--timeout", type=click.FloatRange(min=0), default=300, show_default=True,
+@click.option("--timeout", type=float, default=300, show_default=True, callback=_seconds,
               help="Seconds allowed per model (0: no limit); slower models are listed as failures.")
 @click.option("--models", "only", metavar="NAMES",
               help="Only these models: names without the library prefix, comma separated.")
-def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, timeout: float,
+def zoo_command(library: str, resolution: str, fmt: str, output: str | None, timeout: float,
                 only: str | None) -> None:
     """Analyze every model of LIBRARY (weights never downloaded) at resolution R: a table
     like table 7 of Richter et al., sorted by r, and the failures with their reason. Progress
@@ -180,8 +198,10 @@ def zoo_command(library: str, resolution: str, fmt: str, output: Path | None, ti
 
     res = parse_resolution(resolution, 2)  # the libraries hold image models
     names = zoo_scan.model_names(library)
-    if only:
+    if only is not None:
         wanted = {f"{library}:{n.strip()}" for n in only.split(",") if n.strip()}
+        if not wanted:
+            raise click.UsageError("--models names no model: give names separated by commas, such as resnet18,vgg19")
         unknown = sorted(wanted - set(names))
         if unknown:
             shown = ", ".join(printable(n.split(":", 1)[1]) for n in unknown)
@@ -240,6 +260,7 @@ def main(argv: list[str] | None = None) -> None:
 
     Called with ``argv`` (in-process, as tests do), it returns after success instead of
     ending the process."""
+    guard_closed_streams()
     try:
         cli.main(args=argv, prog_name="rfa", standalone_mode=False)
     except click.exceptions.NoArgsIsHelpError as exc:  # `rfa` alone: the help, as click does
@@ -247,9 +268,8 @@ def main(argv: list[str] | None = None) -> None:
         _finish(2)
     except click.exceptions.Exit as exc:
         _finish(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("rfa: aborted", err=True)
-        _finish(2)
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        _error("interrupted")
     except click.ClickException as exc:
         hint = ""
         if isinstance(exc, click.UsageError) and exc.ctx is not None:

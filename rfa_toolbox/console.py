@@ -15,9 +15,12 @@ from .errors import RFAError
 from .files import reason
 
 
-def write_output(text: str, output: Optional[Path]) -> None:
-    """Write ``text`` to ``output``, or to standard output; failures are `RFAError`s."""
+def write_output(text: str, output: Optional[str | Path]) -> None:
+    """Write ``text`` to ``output`` (its folder made when missing), or to standard output;
+    failures are `RFAError`s."""
     if output is None:
+        if getattr(sys.stdout, "closed_at_start", False):
+            raise RFAError("standard output is closed: give an output file with --output")
         try:
             sys.stdout.write(text)
             sys.stdout.flush()
@@ -27,11 +30,45 @@ def write_output(text: str, output: Optional[Path]) -> None:
         except OSError as exc:
             raise RFAError(f"cannot write to standard output: {reason(exc)}") from None
         return
+    path = output_path(output)
     try:
-        output.write_text(text, encoding="utf-8")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise RFAError(f"cannot write {output}: {reason(exc)}") from None
-    sys.stderr.write(f"wrote {output}\n")
+        raise RFAError(f"cannot write {path}: {reason(exc)}") from None
+    sys.stderr.write(f"wrote {path}\n")
+
+
+def output_path(output: str | Path) -> Path:
+    """An output file name as a path; a name ending in a slash names a folder, not a file."""
+    text = str(output)
+    if text.endswith(("/", os.sep)) or Path(text).is_dir():
+        raise RFAError(f"{text} is a folder: give a file name, such as {Path(text) / 'report.json'}")
+    return Path(text)
+
+
+class _Closed:
+    """Standard output or error that was closed when rfa started (``>&-``): writes go nowhere,
+    and the report, if it was to go there, is refused with a message."""
+
+    closed_at_start = True
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def guard_closed_streams() -> None:
+    """Give a closed standard output or error a stand-in, so that nothing fails on it."""
+    if sys.stdout is None:
+        sys.stdout = _Closed()
+    if sys.stderr is None:
+        sys.stderr = _Closed()
 
 
 def _silence_stdout() -> None:

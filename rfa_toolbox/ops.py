@@ -123,15 +123,16 @@ def op_info(op: str, transfer: str | None = None, computes: bool | None = None) 
     return info
 
 
-def _count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+def _count(value: Any, least: int = 0) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
 def _check_metadata(name: str, fields: dict[str, Any]) -> None:
-    """Channels, groups and parameters are counts; a shape is a list of sizes; a module a path."""
-    for key in ("in_channels", "out_channels", "groups", "params"):
-        if key in fields and not _count(fields[key]):
-            raise GraphError(f"layer {name!r}: {key} must be a count (an integer >= 0), got {shown(fields[key])}")
+    """Channels and groups are positive counts, parameters a count; a shape is a list of
+    sizes; a module a path."""
+    for key, least in (("in_channels", 1), ("out_channels", 1), ("groups", 1), ("params", 0)):
+        if key in fields and not _count(fields[key], least):
+            raise GraphError(f"layer {name!r}: {key} must be an integer >= {least}, got {shown(fields[key])}")
     shape = fields.get("shape")
     if shape is not None and not (isinstance(shape, (list, tuple)) and all(_count(s) for s in shape)):
         raise GraphError(f"layer {name!r}: shape must be a list of sizes, got {shown(shape)}")

@@ -18,6 +18,7 @@ import graphviz
 
 from .analysis import Analysis, LayerResult, Report, Status
 from .errors import RFAError
+from .files import reason
 from .formats import axes, window
 from .graph import Graph, Transfer
 from .grouping import group_rows, module_key
@@ -291,6 +292,16 @@ def render_analysis(analysis: Analysis, depth: int | None = None, rankdir: str =
     return diagram
 
 
+def diagram_format(path: str | Path) -> str | None:
+    """The ``dot`` output format for a diagram file name (None: DOT source); an `RFAError`
+    naming the suffixes for any other name."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in DIAGRAM_FORMATS or str(path).endswith(("/", "\\")):
+        raise RFAError(f"cannot write a diagram to {str(path)!r}: the file name must end in"
+                       f" {', '.join(DIAGRAM_FORMATS)}")
+    return DIAGRAM_FORMATS[suffix]
+
+
 def save_diagram(diagram: graphviz.Digraph, path: str | Path) -> tuple[Path, str | None]:
     """Write ``diagram`` to ``path``: ``.svg``, ``.png`` and ``.pdf`` are drawn by graphviz's
     ``dot`` program, ``.dot`` is the source text.
@@ -299,32 +310,29 @@ def save_diagram(diagram: graphviz.Digraph, path: str | Path) -> tuple[Path, str
     ``.dot`` source written beside ``path`` instead and a message saying how to install it.
     """
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix not in DIAGRAM_FORMATS:
-        raise RFAError(
-            f"cannot write a diagram to {str(path)!r}: the file name must end in"
-            f" {', '.join(DIAGRAM_FORMATS)}"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fmt = DIAGRAM_FORMATS[suffix]
-    if fmt is None:
-        path.write_text(diagram.source, encoding="utf-8")
-        return path, None
-    if shutil.which("dot") is not None:
-        try:
-            data = diagram.pipe(format=fmt, quiet=True)
-        except graphviz.ExecutableNotFound:
-            pass
-        except graphviz.CalledProcessError as exc:
-            detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-            raise RFAError(
-                f"graphviz's dot could not draw {path}: {detail[-1] if detail else exc}"
-            ) from None
-        else:
-            path.write_bytes(data)
+    fmt = diagram_format(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt is None:
+            path.write_text(diagram.source, encoding="utf-8")
             return path, None
-    dot_path = path.with_suffix(".dot")
-    dot_path.write_text(diagram.source, encoding="utf-8")
+        if shutil.which("dot") is not None:
+            try:
+                data = diagram.pipe(format=fmt, quiet=True)
+            except graphviz.ExecutableNotFound:
+                pass
+            except graphviz.CalledProcessError as exc:
+                detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+                raise RFAError(
+                    f"graphviz's dot could not draw {path}: {detail[-1] if detail else 'it failed'}"
+                ) from None
+            else:
+                path.write_bytes(data)
+                return path, None
+        dot_path = path.with_suffix(".dot")
+        dot_path.write_text(diagram.source, encoding="utf-8")
+    except OSError as exc:
+        raise RFAError(f"cannot write {path}: {reason(exc)}") from None
     message = (
         f"graphviz's dot program was not found, so {path} was not drawn; the diagram source is"
         f" in {dot_path}. To draw it, {INSTALL_HINT}, then run: dot -T{fmt} {dot_path} -o {path}"

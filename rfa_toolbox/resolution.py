@@ -15,7 +15,7 @@ ResolutionLike = Union[int, str, Sequence[int]]
 #: fields would be numbers no one can read).
 MAX_SIZE = 2**31 - 1
 
-_SIZES = re.compile(r"\s*\d+(\s*[x×]\s*\d+)*\s*", re.IGNORECASE)
+_SIZES = re.compile(r"\s*[0-9]+(\s*[x×]\s*[0-9]+)*\s*", re.IGNORECASE)
 
 
 def parse_resolution(value: ResolutionLike, ndim: int | None = None) -> tuple[int, ...]:

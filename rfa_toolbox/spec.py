@@ -57,7 +57,7 @@ def graph_from_spec(data: Any, default_name: str = "model") -> Graph:
         raise SpecError("not an architecture file: expected a mapping with a 'layers' list")
     extra = set(data) - _TOP_KEYS
     if extra:
-        raise SpecError(f"unknown top-level keys: {', '.join(sorted(extra))}")
+        raise SpecError(f"unknown top-level keys: {', '.join(sorted(map(shown, extra)))}")
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
         raise SpecError(f"unsupported format {fmt!r} (this version reads {FORMAT!r})")
@@ -118,7 +118,7 @@ def _add_layer(graph: Graph, entry: Any, position: int, previous: str | None) ->
         raise SpecError(f"layer #{position}: 'name' must be non-empty text, got {shown(name)}")
     extra = set(entry) - _LAYER_KEYS
     if extra:
-        raise SpecError(f"layer {name!r}: unknown keys {', '.join(sorted(map(str, extra)))}")
+        raise SpecError(f"layer {name!r}: unknown keys {', '.join(sorted(map(shown, extra)))}")
     params = {k: v for k, v in entry.items() if k not in ("name", "op", "inputs")}
     try:
         layer = make_layer(name, str(entry["op"]), graph.ndim, **params)

@@ -333,7 +333,7 @@ def test_structure_errors_and_format(tmp_path):
     bad.write_text("{")
     with pytest.raises(StructureError, match="malformed JSON in .*bad.json, line 1"):
         load_structure(bad)
-    with pytest.raises(StructureError, match="positive int"):
+    with pytest.raises(StructureError, match="an integer from 1 to 4096"):
         apply_structure(_two_conv_model(), {"structure": {"0": [0]}})
     with pytest.raises(ValueError, match="needs a structure"):
         RFSearch(_two_conv_model(), mode="fixed_single_branch")

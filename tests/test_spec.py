@@ -211,7 +211,7 @@ def test_unknown_transfer():
 def test_unknown_keys():
     with pytest.raises(SpecError) as info:
         graph_from_spec({"layers": [{"name": "x", "op": "input"}], "extra": 1, "zzz": 2})
-    assert "unknown top-level keys: extra, zzz" in str(info.value)
+    assert "unknown top-level keys: 'extra', 'zzz'" in str(info.value)
     with pytest.raises(SpecError) as info:
         graph_from_spec({"layers": [{"name": "x", "op": "input"},
                                     {"name": "c", "op": "conv", "kernal": 3}]})

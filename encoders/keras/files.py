@@ -62,7 +62,7 @@ def import_keras() -> Any:
 def load_keras_application(name: str) -> Any:
     """The JSON configuration of ``keras.applications.NAME(weights=None)``."""
     keras = import_keras()
-    builder = getattr(keras.applications, name, None)
+    builder = getattr(keras.applications, name, None) if name[:1].isupper() else None
     if builder is None or not callable(builder):
         import difflib
 

@@ -4,16 +4,28 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from rfa_toolbox.errors import shown
 from rfa_toolbox.ops import UPSAMPLE_MODES
 
-from .ir import DEFAULT_HANDLERS, Handler, KOp, KTensor, handles
+from .ir import DEFAULT_HANDLERS, Handler, KerasFormatError, KOp, KTensor, handles
+
+PADDINGS = ("valid", "same", "causal", "full")
+DATA_FORMATS = ("channels_last", "channels_first", None)
 
 
 def _tuple(value: Any, ndim: int) -> list[Any]:
-    return list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+    """An int or one int per axis, as a list of ``ndim`` ints (Keras writes integers only)."""
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise KerasFormatError(f"sizes must be integers, got {shown(value)}")
+    return values
 
 
 def _channels(t: KTensor, config: dict[str, Any]) -> Optional[int]:
+    if config.get("data_format") not in DATA_FORMATS:
+        raise KerasFormatError(f"unknown data_format {shown(config.get('data_format'))}")
+    if "padding" in config and config["padding"] not in PADDINGS:
+        raise KerasFormatError(f"unknown padding {shown(config['padding'])} (one of {', '.join(PADDINGS)})")
     if not t.shape:
         return None
     return t.shape[0] if config.get("data_format") == "channels_first" else t.shape[-1]
@@ -45,6 +57,7 @@ def _conv(config: dict[str, Any], inputs: list[KTensor], ndim: int) -> KOp:
           "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
           "AvgPool3D")
 def _pool(config: dict[str, Any], inputs: list[KTensor], ndim: int) -> KOp:
+    _channels(inputs[0], config)  # checks padding and data_format
     size = _tuple(config.get("pool_size", 2), ndim)
     strides = config.get("strides")
     op = "max_pool" if config["__class__"].startswith("Max") else "avg_pool"

@@ -172,7 +172,9 @@ class _Encoder:
             self.graph.replace(self.graph[t.node].with_changes(shape=known))
 
     def call(self, layer: dict, prefix: str, inputs: list[KTensor], k: int) -> list[KTensor]:
-        class_name = layer.get("class_name", "")
+        class_name = layer.get("class_name")
+        if not isinstance(class_name, str) or not class_name:
+            raise KerasFormatError(f"a layer has no class_name (or not as text): {shown(layer)}")
         config = dict(layer.get("config") or {})
         name = layer.get("name") or config.get("name") or class_name.lower()
         self.current = name
@@ -194,6 +196,8 @@ class _Encoder:
         else:
             try:
                 kop = handler(config, inputs, self.ndim)
+            except KerasFormatError as exc:
+                raise KerasFormatError(f"layer {shown(name)} ({shown(class_name)}): {exc}") from None
             except KeyError as exc:
                 raise KerasFormatError(f"layer {shown(name)} ({shown(class_name)}): its config has no"
                                        f" {shown(exc.args[0] if exc.args else '')}") from None
@@ -253,10 +257,10 @@ def graph_from_keras_json(data: Any, name: Optional[str] = None,
     try:
         encoder = _Encoder(_ndim(data), title, table)
         outputs = encoder.model(data, "", None)
-    except (AttributeError, TypeError, KeyError, ValueError, IndexError) as exc:
+    except (AttributeError, TypeError, KeyError, ValueError, IndexError):
         where = f" (at layer {shown(encoder.current)})" if encoder and encoder.current else ""
         raise KerasFormatError(f"the model JSON is malformed{where}: a field is missing or has the wrong"
-                               f" type ({type(exc).__name__}); re-export it with model.to_json()") from None
+                               " type; re-export it with model.to_json()") from None
     except RecursionError:
         raise KerasFormatError("the model JSON nests models too deeply to be read") from None
     graph = encoder.graph

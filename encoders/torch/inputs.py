@@ -13,6 +13,7 @@ import inspect
 from collections.abc import Mapping
 from typing import Any
 
+from rfa_toolbox.errors import shown
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.resolution import parse_resolution
 
@@ -62,7 +63,11 @@ def parse_shape(value: Any) -> tuple[int, ...]:
 def example_inputs(model: TorchModel, resolution: Any) -> tuple[Any, ...]:
     """The inputs from the model file's ``example_inputs(resolution)`` (an int for a single
     size, else the per-axis tuple)."""
+    import torch
+
     assert model.example_inputs is not None
+    if not callable(model.example_inputs):
+        raise ModelLoadError(f"{model.name}: example_inputs must be a function of the resolution")
     res = parse_resolution(resolution) if resolution is not None else None
     try:
         inputs = model.example_inputs(res if res is None or len(res) > 1 else res[0])
@@ -71,14 +76,35 @@ def example_inputs(model: TorchModel, resolution: Any) -> tuple[Any, ...]:
     except Exception as exc:
         raise ModelLoadError(f"{model.name}: example_inputs({'x'.join(map(str, res or ()))}) failed:"
                              f" {type(exc).__name__}: {first_line(exc)}") from None
-    return inputs if isinstance(inputs, tuple) else tuple(inputs) if isinstance(inputs, list) else (inputs,)
+    found = inputs if isinstance(inputs, tuple) else tuple(inputs) if isinstance(inputs, list) else (inputs,)
+    if not found or not all(isinstance(t, torch.Tensor) for t in found):
+        raise ModelLoadError(f"{model.name}: example_inputs must return a tensor or a tuple of tensors,"
+                             f" not {shown(inputs)}")
+    return found
+
+
+#: Inputs with more elements than this are refused before they are made (about 4 GB of floats:
+#: a model's activations at such a size would not fit in memory anyway).
+MAX_ELEMENTS = 2**30
+
+
+def _random(shape: tuple[int, ...]) -> Any:
+    """A random input of ``shape`` (without batch), refused when it would not fit in memory."""
+    import math
+
+    import torch
+
+    if math.prod(shape) > MAX_ELEMENTS:
+        raise ModelLoadError(f"an input of shape {'x'.join(map(str, shape))} has {math.prod(shape):,} elements,"
+                             f" more than {MAX_ELEMENTS:,}: too large to trace here; analyze at a smaller"
+                             " resolution (r and the max resolution do not depend on it)")
+    return torch.rand(1, *shape)
 
 
 def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = None,
                  strict: bool = False, allow_unknown: bool = False,
                  handlers: Mapping[str, Handler] | None = None) -> Graph:
     """The graph of a named model, traced on its example inputs (see the module docstring)."""
-    import torch
 
     def traced(inputs: tuple[Any, ...]) -> Graph:
         return encode(model.module, inputs, name=model.name, strict=strict,
@@ -87,7 +113,7 @@ def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = N
     if model.example_inputs is not None and input_shape is None:
         return traced(example_inputs(model, resolution))
     if input_shape is not None:
-        return traced((torch.rand(1, *parse_shape(input_shape)),))
+        return traced((_random(parse_shape(input_shape)),))
     if resolution is None:
         raise ModelLoadError("give the input resolution (--res) or the input shape (--input-shape)")
     needed = required_inputs(model.module)
@@ -100,7 +126,7 @@ def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = N
     for channels, ndim in input_candidates(model.module):
         shape = (channels, *parse_resolution(resolution, ndim))
         try:
-            return traced((torch.rand(1, *shape),))
+            return traced((_random(shape),))
         except InputMismatchError as exc:
             tried.append("x".join(map(str, shape)))
             failure = exc

@@ -6,6 +6,7 @@ Weights are never downloaded: torchvision models are built with ``weights=None``
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import importlib.util
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from rfa_toolbox.errors import RFAError
+from rfa_toolbox.errors import RFAError, shown
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.sources import is_torch_module, is_torch_module_class
 
@@ -95,14 +96,19 @@ def import_file(path: Path) -> Any:
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
+        if "codec can't decode" in str(exc.msg):
+            raise ModelLoadError(f"cannot import {path}: it is not UTF-8 text (line {exc.lineno})") from None
         raise ModelLoadError(f"cannot import {path}: syntax error on line {exc.lineno}: {exc.msg}") from None
+    except KeyboardInterrupt:
+        raise ModelLoadError(f"{path} raised KeyboardInterrupt while being imported") from None
     except SystemExit as exc:
         raise ModelLoadError(f"{path} called sys.exit({exc.code!r}) while being imported; a model"
                              " file must define the model, not run a program") from None
     except Exception as exc:
         raise ModelLoadError(f"cannot import {path}: {type(exc).__name__}: {first_line(exc)}") from None
     finally:
-        sys.path.remove(str(path.resolve().parent))
+        with contextlib.suppress(ValueError):  # the file may have rearranged sys.path itself
+            sys.path.remove(str(path.resolve().parent))
     return module
 
 
@@ -112,6 +118,8 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
     example = getattr(module, "example_inputs", None)
     label = f"{path}:{name}" if name else str(path)
     if name is not None:
+        if not name.isidentifier() or name.startswith("_"):
+            raise ModelLoadError(f"{path}:{shown(name)}: NAME must be a public name the file defines")
         if not hasattr(module, name):
             raise ModelLoadError(f"{path} defines no {name!r} ({_found(module)})")
         return TorchModel(_build(getattr(module, name), f"{path}:{name}"), label, example)
@@ -128,6 +136,10 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
             buildable.append(cls())
         except TypeError:
             continue
+        except SystemExit as exc:
+            raise ModelLoadError(f"{path}: {cls.__name__}() called sys.exit({exc.code!r})") from None
+        except Exception as exc:
+            raise ModelLoadError(f"{path}: {cls.__name__}() failed: {type(exc).__name__}: {first_line(exc)}") from None
     if len(buildable) == 1:
         return TorchModel(buildable[0], label, example)
     if len(buildable) > 1:
@@ -170,7 +182,8 @@ def _build(obj: Any, label: str) -> Any:
             raise ModelLoadError(f"{label} failed to build: {type(exc).__name__}: {first_line(exc)}") from None
         if is_torch_module(built) or isinstance(built, Graph):
             return built
-        raise ModelLoadError(f"{label}() returned a {type(built).__name__}, not an nn.Module")
+        what = "None" if built is None else f"a {type(built).__name__}"
+        raise ModelLoadError(f"{label}() returned {what}, not an nn.Module")
     raise ModelLoadError(f"{label} is a {type(obj).__name__}, not an nn.Module, a Graph, a class or a factory")
 
 

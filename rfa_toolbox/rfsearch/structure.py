@@ -17,11 +17,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional, Union
 
-from rfa_toolbox.errors import RFAError
+from rfa_toolbox.errors import RFAError, shown
 from rfa_toolbox.files import decode, parse, read_bytes
 from rfa_toolbox.formats import printable
 
 PREFIX = "module."
+MAX_DILATION = 4096  #: larger dilations are refused (mmcv's search stops far below)
 
 StructureLike = Union[str, Path, Mapping[str, Any]]
 
@@ -33,9 +34,9 @@ class StructureError(RFAError):
 def _dilation(name: str, value: Any) -> list[int]:
     items = [value] if isinstance(value, int) and not isinstance(value, bool) else value
     if not isinstance(items, (list, tuple)) or not items or any(
-            isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in items):
-        raise StructureError(f"the dilation of {name!r} must be a positive int or a list of them,"
-                             f" got {value!r}")
+            isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_DILATION for v in items):
+        raise StructureError(f"the dilation of {shown(name)} must be an integer from 1 to {MAX_DILATION}"
+                             f" or a list of them, got {shown(value)}")
     return list(items)
 
 
@@ -44,7 +45,7 @@ def normalize_structure(data: Mapping[str, Any]) -> dict[str, Any]:
     mapping of names to dilations; bare ints stay one-element lists (`dilation_for` spreads
     them over the axes)."""
     if not isinstance(data, Mapping):
-        raise StructureError(f"a structure must be a JSON object, got {type(data).__name__}")
+        raise StructureError(f"a structure must be a JSON object, got {shown(data)}")
     if "structure" in data:
         search = data.get("search") or {}
         mapping = data["structure"]
