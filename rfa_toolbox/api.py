@@ -35,7 +35,7 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     res = resolution_of(resolution, options.get("input_shape"))
     timeout = options.pop("timeout", None)
     step(f"reading {model_name(model, None)}")
-    with time_limit(timeout, f"reading {model_name(model, None)}"):
+    with time_limit(timeout, f"reading and tracing {model_name(model, None)}"):
         graph = load_graph(model, resolution=res, **options)
     step(f"analyzing {len(graph):,} layers")
     analysis = analyze_graph(graph, res, model=model_name(model, graph))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import errno
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,8 @@ _REASONS = {errno.EACCES: "permission denied", errno.EPERM: "permission denied",
             errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
             errno.ENOENT: "its folder does not exist", errno.ENOTDIR: "a part of the path is a file",
             errno.EISDIR: "it is a folder", errno.EROFS: "the file system is read-only",
-            errno.ENAMETOOLONG: "the name is too long", errno.ELOOP: "it is a loop of links"}
+            errno.ENAMETOOLONG: "the name is too long", errno.ELOOP: "it is a loop of links",
+            errno.EEXIST: "a part of the path is a file"}
 
 _BOMS = ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16"))
@@ -92,12 +94,28 @@ def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+#: Deeper nesting of brackets is refused (no model description comes near it).
+MAX_DEPTH = 1000
+
+
+def _flow_depth(text: str) -> int:
+    """The deepest nesting of [ and { in ``text`` (an upper bound: quoted ones count too)."""
+    brackets = re.sub(r"[^\[\]{}]+", "", text)
+    depth = deepest = 0
+    for c in brackets:
+        depth += 1 if c in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 def parse(text: str, path: Path | str, yaml_too: bool, error: type[RFAError] = RFAError) -> Any:
     """Parse ``text`` as JSON, or with ``yaml_too`` as YAML (JSON is YAML); duplicate keys,
     malformed text and structures nested too deeply for any model are refused."""
     try:
         if not yaml_too:
             return json.loads(text, object_pairs_hook=_unique)
+        if _flow_depth(text) > MAX_DEPTH:  # libyaml's parser would overflow its stack
+            raise RecursionError
         return yaml.load(text, Loader=_UniqueKeyLoader)
     except json.JSONDecodeError as exc:
         raise error(f"malformed JSON in {path}, line {exc.lineno}: {exc.msg}") from None

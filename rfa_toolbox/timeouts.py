@@ -15,6 +15,11 @@ class TimeLimitExceeded(RFAError):
     """Work took longer than its time limit."""
 
 
+class _Expired(BaseException):
+    """Raised by the timer inside the work: a BaseException, so that the ``except Exception``
+    of a model's own code (or of the code that runs it) cannot swallow it."""
+
+
 @contextmanager
 def time_limit(seconds: Optional[float], what: str = "the work") -> Iterator[None]:
     """Raise `TimeLimitExceeded` naming ``what`` after ``seconds`` (no limit when None or 0).
@@ -29,12 +34,14 @@ def time_limit(seconds: Optional[float], what: str = "the work") -> Iterator[Non
         raise RFAError("a time limit works in the main thread only; run the analysis there or without one")
 
     def expire(signum: int, frame: Any) -> None:
-        raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s")
+        raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
+    except _Expired:
+        raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s") from None
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)

@@ -18,7 +18,7 @@ def read_keras_file(path: Path) -> Any:
     ``.json`` file holding ``model.to_json()``."""
     if path.suffix.lower() != ".keras":
         return read_data(path, "a Keras model JSON", KerasFormatError)
-    if path.is_dir() or not path.exists():
+    if not path.is_file():
         read_bytes(path, "a .keras archive", KerasFormatError)  # says what is wrong
     try:
         with zipfile.ZipFile(path) as archive:

@@ -43,12 +43,19 @@ def input_candidates(module: Any) -> list[tuple[int, int]]:
 
 def required_inputs(module: Any) -> list[str]:
     """The names of forward's positional parameters that have no default."""
+    return required_inputs_of(module.forward)
+
+
+def required_inputs_of(function: Any) -> list[str]:
+    """The names of a function's positional parameters that have no default (a ``*args``
+    counts as one)."""
     try:
-        params = inspect.signature(module.forward).parameters.values()
+        params = inspect.signature(function).parameters.values()
     except (TypeError, ValueError):
-        return []
-    return [p.name for p in params if p.default is p.empty
-            and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        return ["?"]  # a builtin: assume it takes what it is given
+    found = [p.name for p in params if p.default is p.empty
+             and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return found or [p.name for p in params if p.kind is p.VAR_POSITIONAL][:1]
 
 
 def parse_shape(value: Any) -> tuple[int, ...]:
@@ -66,8 +73,9 @@ def example_inputs(model: TorchModel, resolution: Any) -> tuple[Any, ...]:
     import torch
 
     assert model.example_inputs is not None
-    if not callable(model.example_inputs):
-        raise ModelLoadError(f"{model.name}: example_inputs must be a function of the resolution")
+    if not callable(model.example_inputs) or len(required_inputs_of(model.example_inputs)) != 1:
+        raise ModelLoadError(f"{model.name}: example_inputs must be a function of one argument, the"
+                             " resolution (an int, or a tuple of sizes per axis)")
     res = parse_resolution(resolution) if resolution is not None else None
     try:
         inputs = model.example_inputs(res if res is None or len(res) > 1 else res[0])

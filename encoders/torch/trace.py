@@ -129,6 +129,9 @@ def _trace_failure(exc: Exception, inputs: tuple[Any, ...]) -> TraceError:
     first = message[:300]
     if any(word in message for word in ("too small", "Output size", "Kernel size can't be greater")):
         return TraceError(f"the input {shapes} is too small for the model ({first}); try a larger --res")
+    if "of traced region" in message or "Only tensors" in message:
+        return TraceError("forward returned something that is not a tensor (or a list, tuple or dict of"
+                          " tensors); return the model's outputs as tensors")
     if "size mismatch" in message or "shape" in message or "channels" in message:
         return InputMismatchError(
             f"the model cannot run on an input of shape {shapes} ({first}); check --res and"
