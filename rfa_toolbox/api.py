@@ -10,7 +10,7 @@ from .analysis import Analysis, PerAxis, Report, analyze_graph, exact_r, for_dis
 from .edits import Suggestion
 from .errors import RFAError, shown
 from .resolution import ResolutionLike, parse_resolution, resolution_of
-from .sources import ModelLike, load_graph, model_name
+from .sources import ModelLike, load_graph, model_name, names_framework_model
 from .timeouts import time_limit
 from .verify import rank_suggestions
 
@@ -34,7 +34,7 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     step = on_step or (lambda text: None)
     res = resolution_of(resolution, options.get("input_shape"))
     timeout = options.pop("timeout", None)
-    step(f"reading {model_name(model, None)}")
+    step(f"{'building and tracing' if names_framework_model(model) else 'reading'} {model_name(model, None)}")
     with time_limit(timeout, f"reading and tracing {model_name(model, None)}"):
         graph = load_graph(model, resolution=res, **options)
     step(f"analyzing {len(graph):,} layers")

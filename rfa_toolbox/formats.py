@@ -53,11 +53,18 @@ def md_code(text: str) -> str:
 
 
 def axes(values: Optional[Iterable[Any]]) -> str:
-    """Per-axis values as text: ``268`` when all equal, ``268x300`` otherwise, ``inf`` for None."""
+    """Per-axis values as text: ``268`` when all equal, ``268x300`` otherwise, ``inf`` for None;
+    a fraction (after non-integer resampling) with one decimal, ``19.9``."""
     if values is None:
         return "-"
-    texts = ["inf" if v is None else f"{v:g}" if isinstance(v, float) else str(v) for v in values]
+    texts = ["inf" if v is None else _number(v) for v in values]
     return texts[0] if len(set(texts)) == 1 else "x".join(texts)
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.1f}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def window(row: LayerResult) -> str:

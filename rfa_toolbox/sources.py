@@ -78,6 +78,14 @@ def is_torch_module(obj: Any) -> bool:
     return is_torch_module_class(type(obj))
 
 
+def names_framework_model(model: ModelLike) -> bool:
+    """Does ``model`` name or hold a PyTorch or Keras model (which is built and traced)?"""
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        return _names_torch_model(text) or text.startswith("keras:") or text.lower().endswith(".keras")
+    return _names_torch_model(model) or _is_keras_model(model)
+
+
 def _is_keras_model(obj: Any) -> bool:
     return type(obj).__module__.split(".")[0] in ("keras", "tf_keras") and hasattr(obj, "to_json")
 
