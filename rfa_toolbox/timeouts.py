@@ -33,15 +33,19 @@ def time_limit(seconds: Optional[float], what: str = "the work") -> Iterator[Non
     if threading.current_thread() is not threading.main_thread():
         raise RFAError("a time limit works in the main thread only; run the analysis there or without one")
 
+    active = [True]  # a timer that fires once the work is over must not raise any more
+
     def expire(signum: int, frame: Any) -> None:
-        raise _Expired
+        if active[0]:
+            raise _Expired
 
     previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
+        signal.setitimer(signal.ITIMER_REAL, seconds)
         yield
     except _Expired:
         raise TimeLimitExceeded(f"{what} took longer than {seconds:g} s") from None
     finally:
+        active[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
