@@ -3,7 +3,7 @@
 Each command runs in a fresh process, best of --repeats:
 
 - import torch and torchvision          the framework's own import (torchvision pulls in
-                                        torch._dynamo through its ops)
+                                        torch._dynamo through its ops), exiting at once
 - rfa analyze torchvision:resnet18      the whole command, default exit
 - ... with RFA_NO_FAST_EXIT=1           the same, waiting for the interpreter's teardown
 - rfa analyze examples/vgg_style.yaml   an architecture file: no framework imported
@@ -24,7 +24,8 @@ ROOT = Path(__file__).resolve().parents[1]
 RFA = [sys.executable, "-m", "rfa_toolbox.cli"]
 
 COMMANDS = [
-    ("import torch and torchvision", [sys.executable, "-c", "import torch, torchvision.models"], {}),
+    ("import torch and torchvision", [sys.executable, "-c", "import os, torch, torchvision.models; os._exit(0)"],
+     {}),
     ("rfa analyze torchvision:resnet18", RFA + ["analyze", "torchvision:resnet18", "--res", "224", "-f", "json"], {}),
     ("  ... waiting for teardown", RFA + ["analyze", "torchvision:resnet18", "--res", "224", "-f", "json"],
      {"RFA_NO_FAST_EXIT": "1"}),
