@@ -10,7 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
-from rfa_toolbox.analysis import analyze_graph
+from rfa_toolbox.analyzer import analyze_graph
 from rfa_toolbox.errors import RFAError
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.timeouts import TimeLimitExceeded, time_limit

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import GraphError, shown
 from .graph import Graph, Layer, Number, TextEnum, plain
-from .receptive_field import NodeRF, propagate, without_gc
-from .resolution import ResolutionLike, parse_resolution
+from .receptive_field import NodeRF, propagate
 
 if TYPE_CHECKING:
     from .edits import Suggestion
+    from .locate import Locator
 
-SCHEMA = "rfa-toolbox/report/v1"
+SCHEMA = "rfa-toolbox/report/v2"
 
 
 class Status(TextEnum):
@@ -44,10 +44,15 @@ _SEVERITY = {Status.OK: 0, Status.HEAD: 0, Status.BORDER: 1, Status.UNDERUTILIZE
 PerAxis = tuple[Optional[float], ...]
 
 RESAMPLING_NOTE = (
-    "after upsampling or transposed convolutions ({layers}) receptive fields depend on the"
-    " position; the values are the standard estimate, and the exact extent of a unit can differ"
-    " from it by about one jump of the coarser level (d jumps after a transposed conv with"
-    " dilation d), in either direction"
+    "after upsampling, transposed convolutions or adaptive pooling ({layers}) receptive fields"
+    " depend on the position: r_min and r_max are exact (the smallest and largest over all unit"
+    " positions, computed position by position at this resolution); the standard estimate is"
+    " in r_min_rule and r_max_rule"
+)
+ESTIMATE_NOTE = (
+    "after upsampling, transposed convolutions or adaptive pooling ({layers}) receptive fields"
+    " depend on the position; the values are the standard estimate, and the exact extent of a"
+    " unit can differ from it by about one jump of the coarser level, in either direction"
 )
 
 
@@ -67,6 +72,12 @@ class LayerResult:
     status: Status
     shape: Optional[tuple[int, ...]]
     computes: bool
+    jump: PerAxis = ()    #: effective stride: input pixels between neighbouring units
+    offset: PerAxis = ()  #: first input pixel unit 0 reads (minus google's effective padding)
+    centre: PerAxis = ()  #: centre of unit 0's receptive field, in input pixels
+    aligned: tuple[Optional[bool], ...] = ()  #: do all paths share one centre (per axis)
+    r_min_rule: Optional[PerAxis] = None  #: the standard estimate, where r_min is exact
+    r_max_rule: Optional[PerAxis] = None
 
     @property
     def is_finding(self) -> bool:
@@ -87,9 +98,31 @@ class Report:
     unknown_ops: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     suggestions: Optional[list[Suggestion]] = None  #: verified edits, when asked for
+    exact: bool = False  #: r_min and r_max were computed position by position (resampling)
     #: layers of infinite receptive field whose output feeds finite layers again (squeeze-
     #: excitation pools, attention pooling): heads in status, but not the model's head
     context_layers: list[str] = field(default_factory=list)
+    locator: Optional[Locator] = field(default=None, repr=False, compare=False)
+
+    def _locate(self) -> Locator:
+        if self.locator is None:
+            raise GraphError("this report was not made by an analysis, so it cannot locate units")
+        return self.locator
+
+    def box(self, layer: str, index: Any) -> list[dict[str, Any]]:
+        """Where unit ``index`` (one index per axis, or one for every axis) of ``layer`` looks:
+        per axis, the union box of all its paths and the box of its smallest path, unclipped
+        and clipped to the input (see `rfa_toolbox.locate.Locator.box`)."""
+        return self._locate().box(layer, index)
+
+    def centre(self, layer: str, index: Any) -> tuple[Number, ...]:
+        """The centre of the union box of unit ``index`` of ``layer``, per axis."""
+        return self._locate().centre(layer, index)
+
+    def units_covering(self, layer: str, position: Any) -> list[Optional[tuple[int, int]]]:
+        """Per axis, the first and last unit of ``layer`` whose union box holds the input
+        ``position`` (None on an axis where no unit does)."""
+        return self._locate().units_covering(layer, position)
 
     def names(self, status: Status) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
@@ -123,7 +156,9 @@ class Report:
         raise GraphError(f"the report has no layer {shown(name)}")
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as plain data following the ``rfa-toolbox/report/v1`` schema."""
+        """The report as plain data following the ``rfa-toolbox/report/v2`` schema (v1's
+        fields, same meaning; per layer also jump, offset, centre, aligned, and the standard
+        estimate where the values are exact)."""
         return {
             "schema": SCHEMA,
             "model": self.model,
@@ -131,13 +166,14 @@ class Report:
             "r": list(self.r),
             "max_resolution": list(self.max_resolution),
             "fully_utilized": self.fully_utilized,
-            "layers": [_row_dict(row) for row in self.layers],
+            "exact": self.exact,
+            "layers": [_row_dict(row, self.exact) for row in self.layers],
             "unproductive": self.unproductive,
             "underutilized": self.underutilized,
             "border": self.border,
             "unknown_ops": list(self.unknown_ops),
             "notes": list(self.notes),
-            **({"suggestions": [_v1_suggestion(s.to_dict()) for s in self.suggestions]}
+            **({"suggestions": [s.to_dict() for s in self.suggestions]}
                if self.suggestions is not None else {}),
         }
 
@@ -161,18 +197,18 @@ class Report:
 _LAYERS = "\x00layers\x00"  #: where the layers go in `Report.to_json`
 
 
-def _v1_suggestion(data: dict[str, Any]) -> dict[str, Any]:
-    """A suggestion as schema v1 has it: its MACs named ``flops_before`` and ``flops_after``."""
-    return {{"macs_before": "flops_before", "macs_after": "flops_after"}.get(k, k): v for k, v in data.items()}
-
-
-def _row_dict(row: LayerResult) -> dict[str, Any]:
+def _row_dict(row: LayerResult, exact: bool) -> dict[str, Any]:
     """One row as plain data, written out field by field (``asdict`` deep-copies every value
     and cost more than the analysis at 50k layers)."""
-    return {"name": row.name, "module": row.module, "op": row.op, "kernel": _listed(row.kernel),
+    data = {"name": row.name, "module": row.module, "op": row.op, "kernel": _listed(row.kernel),
             "stride": _listed(row.stride), "dilation": _listed(row.dilation), "r_min": list(row.r_min),
             "r_max": list(row.r_max), "input_r_min": _listed(row.input_r_min), "status": row.status.value,
-            "shape": _listed(row.shape), "computes": row.computes}
+            "shape": _listed(row.shape), "computes": row.computes, "jump": list(row.jump),
+            "offset": list(row.offset), "centre": list(row.centre), "aligned": list(row.aligned)}
+    if exact:
+        data["r_min_rule"] = _listed(row.r_min_rule)
+        data["r_max_rule"] = _listed(row.r_max_rule)
+    return data
 
 
 def _listed(values: Optional[tuple[Any, ...]]) -> Optional[list[Any]]:
@@ -241,82 +277,6 @@ def _reaches(value: Number | None, size: int) -> bool:
 def _largest_of(values: list[tuple[Any, ...]], ndim: int) -> PerAxis:
     """Per axis, the largest value that is not None (None when there is none), for display."""
     return for_display(fold_axes(values, max, ndim))
-
-
-@without_gc
-def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None) -> Analysis:
-    """Analyze a `Graph` at ``resolution``: its `Analysis` (see `rfa_toolbox.analyze`)."""
-    res = parse_resolution(resolution, graph.ndim)
-    rf = propagate(graph)
-    # A node's sets are shared with every node that leaves them unchanged (norms, activations,
-    # 1x1 convs, single-input merges): describe each distinct one once, keyed by id (rf keeps
-    # them alive). Per entry: raw r_min, raw r_max, and both for display.
-    seen: dict[int, tuple[tuple[Any, ...], tuple[Any, ...], PerAxis, PerAxis]] = {}
-    rows = []
-    for layer, sources in graph.nodes_with_inputs():
-        node = rf[layer.name]
-        info = seen.get(id(node))
-        if info is None:
-            lo = tuple(a.r_min for a in node)
-            hi = tuple(a.r_max for a in node)
-            info = seen[id(node)] = (lo, hi, for_display(lo), for_display(hi))
-        inputs: Optional[PerAxis]
-        exact_inputs: Optional[tuple[Any, ...]]
-        if not sources:
-            inputs = exact_inputs = None
-        elif len(sources) == 1:  # every input precedes its node in topological order
-            source = seen[id(rf[next(iter(sources))])]
-            exact_inputs, inputs = source[0], source[2]
-        else:
-            exact_inputs = fold_axes([seen[id(rf[p])][0] for p in sources], min)
-            inputs = for_display(exact_inputs)
-        r_min = info[2]
-        rows.append(
-            LayerResult(
-                name=layer.name,
-                module=layer.module,
-                op=layer.op,
-                kernel=layer.kernel or None,
-                stride=tuple(map(plain, layer.stride)) or None,
-                dilation=layer.dilation or None,
-                r_min=r_min,
-                r_max=info[3],
-                input_r_min=inputs,
-                status=status_of(layer, info[0], exact_inputs, res),
-                shape=layer.shape,
-                computes=layer.computes,
-            )
-        )
-    exact_r = fold_axes([info[0] for info in seen.values()], max, graph.ndim)
-    r = for_display(exact_r)
-    max_resolution = _largest_of([info[1] for info in seen.values()], graph.ndim)
-    resampling = [layer.name for layer in graph if layer.is_resampling]
-    notes = []
-    if resampling:
-        shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
-        notes.append(RESAMPLING_NOTE.format(layers=shown))
-    report = Report(
-        context_layers=_context_layers(graph, rf),
-        model=model or graph.name,
-        resolution=res,
-        r=r,
-        max_resolution=max_resolution,
-        fully_utilized=fully_utilized(exact_r, res),
-        layers=rows,
-        unknown_ops=list(graph.unknown_ops),
-        notes=notes,
-    )
-    return Analysis(graph, rf, report)
-
-
-def _context_layers(graph: Graph, rf: dict[str, NodeRF]) -> list[str]:
-    """Computing layers with an infinite receptive field from which a finite layer is reached."""
-    reaches_finite: dict[str, bool] = {}
-    for name in reversed(graph.topological_order()):
-        reaches_finite[name] = any(any(a.finite for a in rf[s]) or reaches_finite[s]
-                                   for s in graph.successors(name))
-    return [layer.name for layer in graph if layer.computes and reaches_finite[layer.name]
-            and not any(a.finite for a in rf[layer.name])]
 
 
 def fully_utilized(r: Sequence[Number | float | None], resolution: tuple[int, ...]) -> bool:

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Optional
 
-from .analysis import Analysis, PerAxis, Report, analyze_graph, exact_r, for_display, fully_utilized
+from .analysis import Analysis, PerAxis, Report, exact_r, for_display, fully_utilized
+from .analyzer import analyze_graph
 from .edits import Suggestion
 from .errors import RFAError, shown
 from .resolution import ResolutionLike, parse_resolution, resolution_of
@@ -19,7 +20,7 @@ OPTIONS = ("input_shape", "strict", "allow_unknown", "structure", "handlers", "t
 
 
 def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggestions: bool = False,
-                limit: int = 10, on_step: Optional[Callable[[str], None]] = None,
+                limit: int = 10, on_step: Optional[Callable[[str], None]] = None, exact: bool = True,
                 **options: Any) -> Analysis:
     """The `Analysis` of ``model`` at ``resolution``: its graph, receptive-field sets and
     report together, for consumers that need more than the report (diagrams, suggestions).
@@ -27,6 +28,8 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     Takes the arguments of `analyze`; with ``suggestions=True`` the report carries the
     ``limit`` best verified edits. ``on_step`` is called with a short description of each
     step (reading or tracing the model, analyzing, verifying suggestions), for progress displays.
+    ``exact=False`` keeps the standard rules' estimate where resampling makes receptive fields
+    depend on the position (by default they are computed position by position).
     """
     _check_options(options)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
@@ -38,7 +41,7 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     with time_limit(timeout, f"reading and tracing {model_name(model, None)}"):
         graph = load_graph(model, resolution=res, **options)
     step(f"analyzing {len(graph):,} layers")
-    analysis = analyze_graph(graph, res, model=model_name(model, graph))
+    analysis = analyze_graph(graph, res, model=model_name(model, graph), exact=exact)
     if suggestions:
         step("verifying suggestions")
         notes = list(analysis.report.notes)
@@ -59,7 +62,7 @@ def _check_options(options: dict[str, Any]) -> None:
 
 
 def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = False,
-            **options: Any) -> Report:
+            exact: bool = True, **options: Any) -> Report:
     """Analyze ``model`` at the input ``resolution`` and return a `Report`.
 
     ``model`` is a `Graph`, a parsed architecture file (dict) or its path, a PyTorch
@@ -74,9 +77,12 @@ def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = Fa
     (seconds allowed for building and tracing the model). Keras models take ``handlers`` too
     (layer class names to handlers). With ``input_shape`` the resolution may be None; when both
     are given they must agree.
-    With ``suggestions=True`` the report also carries verified edits (see `suggest`).
+    With ``suggestions=True`` the report also carries verified edits (see `suggest`). Where
+    upsampling, transposed convolutions or adaptive pooling make a unit's receptive field depend
+    on its position, r_min and r_max are exact (computed position by position at this
+    resolution); ``exact=False`` gives the standard rules' estimate instead.
     """
-    return analysis_of(model, resolution, suggestions, **options).report
+    return analysis_of(model, resolution, suggestions, exact=exact, **options).report
 
 
 def suggest(model: ModelLike, resolution: ResolutionLike, limit: int = 10,

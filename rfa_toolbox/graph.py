@@ -66,7 +66,9 @@ class Layer:
     """One node of the graph: an op and its per-axis receptive-field transfer.
 
     ``kernel``, ``stride`` and ``dilation`` hold one value per spatial axis for
-    window and transposed layers; ``factor`` one value per axis for upsampling.
+    window and transposed layers; ``factor`` one value per axis for upsampling; ``padding`` the
+    padding before the first position per axis (window, transposed and pad layers; negative
+    for a crop), which moves where units look, not how much they see.
     ``global_axes`` lists the axes a global layer collapses (empty: all of them); ``mode`` is
     the interpolation of an upsampling layer (a key of ``UPSAMPLE_TAPS``).
     The remaining fields are metadata that encoders fill in when they know it.
@@ -79,6 +81,7 @@ class Layer:
     stride: tuple[Number, ...] = ()
     dilation: tuple[int, ...] = ()
     factor: tuple[Number, ...] = ()
+    padding: tuple[Number, ...] = ()
     mode: str = "nearest"
     global_axes: tuple[int, ...] = ()
     computes: bool = False
@@ -91,29 +94,39 @@ class Layer:
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @cached_property
-    def affine(self) -> tuple[tuple[Number, Number], ...] | None:
-        """Per axis (c, m): a path (r, j) becomes (r + c*j, j*m); None for global layers."""
+    def affine(self) -> tuple[tuple[Number, Number, Number], ...] | None:
+        """Per axis (c, m, t): a path of size r, jump j and offset o (unit i reads from
+        o + i*j) becomes (r + c*j, j*m, o + t*j); t is the first input unit that unit 0 reads.
+        None for global layers; () for layers that change nothing."""
         t = self.transfer
         if t is Transfer.GLOBAL:
             return None
+        pads = self.padding or (0,) * max(len(self.kernel), len(self.factor), 1)
         if t is Transfer.WINDOW:
-            return tuple(
-                (d * (k - 1), s) for k, s, d in zip(self.kernel, self.stride, self.dilation)
-            )
+            return tuple((d * (k - 1), s, -p) for k, s, d, p in zip(self.kernel, self.stride, self.dilation, pads))
         if t is Transfer.TRANSPOSED:
             return tuple(
-                (math.ceil(Fraction(d * (k - 1) + 1) / s) - 1, simplify(Fraction(1) / s))
-                for k, s, d in zip(self.kernel, self.stride, self.dilation)
+                (math.ceil(Fraction(d * (k - 1) + 1) / s) - 1, simplify(Fraction(1) / s),
+                 math.ceil(Fraction(p - d * (k - 1)) / s))
+                for k, s, d, p in zip(self.kernel, self.stride, self.dilation, pads)
             )
         if t is Transfer.UPSAMPLE:
             c = UPSAMPLE_TAPS[self.mode] - 1
-            return tuple((c, simplify(Fraction(1) / Fraction(u))) for u in self.factor)
+            return tuple((c, simplify(Fraction(1) / Fraction(u)), 0) for u in self.factor)
+        if self.padding and any(self.padding):
+            return tuple((0, 1, -p) for p in self.padding)  # a pad: the positions move
         return ()  # identity on every axis
 
     @property
-    def is_resampling(self) -> bool:
-        """True for upsampling and transposed convs, where the rules are an estimate."""
-        return self.transfer in (Transfer.UPSAMPLE, Transfer.TRANSPOSED)
+    def position_dependent(self) -> bool:
+        """Does what a unit reads depend on its position beyond one affine rule (upsampling,
+        transposed convs, adaptive and antialiased windows, mirroring pads)? There the rules
+        are an estimate, and the exact values are computed position by position."""
+        if self.transfer in (Transfer.UPSAMPLE, Transfer.TRANSPOSED):
+            return True
+        if self.transfer is Transfer.WINDOW:
+            return self.op == "downsample_aa" or any(not isinstance(s, int) for s in self.stride)
+        return bool(self.padding) and self.meta.get("pad_mode", "constant") != "constant"
 
     def with_changes(self, **changes: Any) -> Layer:
         """A copy of this layer with some fields replaced."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, Optional
 
 from .errors import GraphError, UnknownOpError, shown
 from .graph import Layer, Number, Transfer, simplify
@@ -21,7 +21,7 @@ class OpInfo:
     doc: str = ""
 
 
-_WINDOW = ("kernel", "stride", "dilation")
+_WINDOW = ("kernel", "stride", "dilation", "padding")
 _META = ("in_channels", "out_channels", "groups", "params", "shape", "module", "meta")
 
 OPS: dict[str, OpInfo] = {
@@ -49,7 +49,7 @@ OPS: dict[str, OpInfo] = {
     "norm": OpInfo(Transfer.NEUTRAL, False, (), "normalization (batch, layer, group)"),
     "batch_norm": OpInfo(Transfer.NEUTRAL, False, (), "batch normalization"),
     "dropout": OpInfo(Transfer.NEUTRAL, False, (), "dropout"),
-    "pad": OpInfo(Transfer.NEUTRAL, False, (), "padding"),
+    "pad": OpInfo(Transfer.NEUTRAL, False, ("padding",), "padding (moves the positions; negative: a crop)"),
     "channel_shuffle": OpInfo(Transfer.NEUTRAL, False, (), "channel shuffle"),
 }
 
@@ -98,7 +98,28 @@ _TRANSFER_PARAMS = {
     Transfer.TRANSPOSED: _WINDOW,
     Transfer.UPSAMPLE: ("factor", "mode"),
     Transfer.GLOBAL: ("axes",),
+    Transfer.NEUTRAL: ("padding",),
 }
+
+
+def paddings(value: Any, ndim: int, layer: str) -> tuple[tuple[int, ...], Optional[tuple[int, ...]]]:
+    """``padding`` (an int, one per axis, or a [before, after] pair per axis; negative crops)
+    as (before per axis, after per axis or None when it equals before)."""
+    if isinstance(value, str):
+        raise GraphError(f"layer {layer!r}: padding must be numbers (before, or [before, after] per axis),"
+                         f" got {shown(value)}")
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+    if len(values) != ndim:
+        raise GraphError(f"layer {layer!r}: padding {shown(value)} needs {ndim} values, one per axis")
+    before, after = [], []
+    for v in values:
+        pair = list(v) if isinstance(v, (list, tuple)) else [v, v]
+        if len(pair) != 2 or not all(isinstance(p, int) and not isinstance(p, bool) and abs(p) <= MAX_PARAMETER
+                                     for p in pair):
+            raise GraphError(f"layer {layer!r}: padding must be integers, or [before, after] pairs, got {shown(v)}")
+        before.append(pair[0])
+        after.append(pair[1])
+    return tuple(before), (None if before == after else tuple(after))
 
 
 def op_info(op: str, transfer: str | None = None, computes: bool | None = None) -> OpInfo:
@@ -178,7 +199,14 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
         fields["stride"] = per_axis(_given(params, "stride", default_stride), ndim, "stride", name,
                                     rational=True)
         fields["dilation"] = per_axis(_given(params, "dilation", 1), ndim, "dilation", name)
-    elif info.transfer is Transfer.UPSAMPLE:
+    if params.get("padding") is not None and info.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED,
+                                                                Transfer.NEUTRAL):
+        before, after = paddings(params["padding"], ndim, name)
+        if any(before) or after is not None:
+            fields["padding"] = before
+            if after is not None:
+                fields["meta"] = {**fields.get("meta", {}), "padding_after": after}
+    if info.transfer is Transfer.UPSAMPLE:
         fields["factor"] = per_axis(_given(params, "factor", 2), ndim, "factor", name, rational=True)
         mode = _given(params, "mode", "nearest")
         if mode not in UPSAMPLE_MODES:

@@ -1,10 +1,14 @@
 """Propagation of min/max receptive-field sets over the graph, in one topological pass.
 
-Every path from an input to a node has, per axis, a size r and a jump j. Instead of
-enumerating paths, each node keeps per axis the Pareto-minimal pairs (no other pair has both
-r and j smaller or equal), the Pareto-maximal finite pairs, and a flag for infinite paths.
-All transfers are monotone in (r, j), so dominated pairs can never become extreme later and
-r_min / r_max are exact.
+Every path from an input to a node has, per axis, a size r, a jump j and an offset o: along
+it, unit i of the node reads the input interval [o + i*j, o + i*j + r - 1] (for integer
+strides; through resampling the rules below are the standard estimate). Instead of
+enumerating paths, each node keeps per axis the Pareto-minimal paths (no other has both r and
+j smaller or equal), the Pareto-maximal finite paths, and a flag for infinite paths. All
+transfers are monotone in (r, j), so dominated paths can never become extreme later and
+r_min / r_max are exact. For where units look, each node also keeps its *spans*: per jump, the
+interval unit 0 covers over all paths with that jump, and their common centre (or None when
+the paths of that jump are centred differently).
 """
 
 from __future__ import annotations
@@ -12,23 +16,28 @@ from __future__ import annotations
 import functools
 import gc
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from fractions import Fraction
+from typing import Any, Optional, TypeVar
 
 from .errors import GraphError
 from .graph import Graph, Layer, Number, Transfer, simplify
 
-Pair = tuple[Number, Number]
+Path = tuple[Number, Number, Number]  #: (r, j, offset) of a path
+Pair = Path  #: kept for readers of older code: paths were (r, j) pairs
+Span = tuple[Number, Number, Number, Optional[Number]]  #: (j, lo of unit 0, hi of unit 0, centre)
 
 
 class AxisRF:
     """The receptive-field sets of one node on one axis (immutable, shared between nodes)."""
 
-    __slots__ = ("mins", "maxs", "infinite")
+    __slots__ = ("mins", "maxs", "infinite", "spans")
 
-    def __init__(self, mins: tuple[Pair, ...], maxs: tuple[Pair, ...], infinite: bool):
-        self.mins = mins  #: Pareto-minimal (r, j) pairs, r ascending
-        self.maxs = maxs  #: Pareto-maximal finite (r, j) pairs, r descending
+    def __init__(self, mins: tuple[Path, ...], maxs: tuple[Path, ...], infinite: bool,
+                 spans: tuple[Span, ...] = ()):
+        self.mins = mins  #: Pareto-minimal (r, j, offset) paths, r ascending
+        self.maxs = maxs  #: Pareto-maximal finite (r, j, offset) paths, r descending
         self.infinite = infinite  #: some path into the node has an infinite receptive field
+        self.spans = spans  #: per jump: (j, lo, hi, centre) of unit 0 over the finite paths
 
     @property
     def r_min(self) -> Number | None:
@@ -45,36 +54,80 @@ class AxisRF:
         """True when at least one path into the node is finite."""
         return bool(self.mins)
 
+    @property
+    def jump(self) -> Number | None:
+        """The effective stride: the jump of the smallest path (None when infinite)."""
+        return self.mins[0][1] if self.mins else None
+
+    @property
+    def offset(self) -> Number | None:
+        """Where unit 0's receptive field starts, over all paths (google's effective padding
+        with the opposite sign)."""
+        return min(span[1] for span in self.spans) if self.spans else None
+
+    @property
+    def centre(self) -> Number | None:
+        """The centre of unit 0's receptive field (the interval over all paths)."""
+        if not self.spans:
+            return None
+        return simplify(Fraction(min(s[1] for s in self.spans) + max(s[2] for s in self.spans), 2))
+
+    @property
+    def aligned(self) -> bool | None:
+        """Do all finite paths share one centre, for every unit (one jump, one centre)?"""
+        if not self.spans:
+            return None
+        return len(self.spans) == 1 and self.spans[0][3] is not None
+
     def __repr__(self) -> str:
-        return f"AxisRF(mins={self.mins}, maxs={self.maxs}, infinite={self.infinite})"
+        return f"AxisRF(mins={self.mins}, maxs={self.maxs}, infinite={self.infinite}, spans={self.spans})"
 
 
-INPUT_RF = AxisRF(((1, 1),), ((1, 1),), False)
+INPUT_RF = AxisRF(((1, 1, 0),), ((1, 1, 0),), False, ((1, 0, 0, 0),))
 INFINITE_RF = AxisRF((), (), True)
 
 NodeRF = tuple[AxisRF, ...]
 
 
-def pareto_min(pairs: Iterable[Pair]) -> tuple[Pair, ...]:
-    """The pairs not dominated by another with both r and j smaller or equal, r ascending."""
-    kept: list[Pair] = []
+def pareto_min(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """The paths not dominated by another with both r and j smaller or equal, r ascending (of
+    paths with the same r and j, the one with the smallest offset)."""
+    kept: list[Path] = []
     best_j = None
-    for r, j in sorted(pairs):
-        if best_j is None or j < best_j:
-            kept.append((r, j))
-            best_j = j
+    for path in sorted(paths):
+        if best_j is None or path[1] < best_j:
+            kept.append(path)
+            best_j = path[1]
     return tuple(kept)
 
 
-def pareto_max(pairs: Iterable[Pair]) -> tuple[Pair, ...]:
-    """The pairs not dominated by another with both r and j larger or equal, r descending."""
-    kept: list[Pair] = []
+def _descending(path: Path) -> tuple[Number, Number, Number]:
+    return (-path[0], -path[1], path[2])
+
+
+def pareto_max(paths: Iterable[Path]) -> tuple[Path, ...]:
+    """The paths not dominated by another with both r and j larger or equal, r descending (of
+    paths with the same r and j, the one with the smallest offset)."""
+    kept: list[Path] = []
     best_j = None
-    for r, j in sorted(pairs, reverse=True):
-        if best_j is None or j > best_j:
-            kept.append((r, j))
-            best_j = j
+    for path in sorted(paths, key=_descending):
+        if best_j is None or path[1] > best_j:
+            kept.append(path)
+            best_j = path[1]
     return tuple(kept)
+
+
+def merge_spans(spans: Iterable[Span]) -> tuple[Span, ...]:
+    """Spans of several inputs as one per jump: the widest interval; the centre when all agree."""
+    by_jump: dict[Number, Span] = {}
+    for j, lo, hi, centre in spans:
+        seen = by_jump.get(j)
+        if seen is None:
+            by_jump[j] = (j, lo, hi, centre)
+        else:
+            same = seen[3] is not None and seen[3] == centre
+            by_jump[j] = (j, min(seen[1], lo), max(seen[2], hi), seen[3] if same else None)
+    return tuple(by_jump[j] for j in sorted(by_jump))
 
 
 def union(sets: Sequence[AxisRF], with_max: bool = True) -> AxisRF:
@@ -84,13 +137,23 @@ def union(sets: Sequence[AxisRF], with_max: bool = True) -> AxisRF:
         return first
     mins = pareto_min(p for s in sets for p in s.mins)
     maxs = pareto_max(p for s in sets for p in s.maxs) if with_max else ()
-    return AxisRF(mins, maxs, any(s.infinite for s in sets))
+    spans = merge_spans(span for s in sets for span in s.spans) if with_max else ()
+    return AxisRF(mins, maxs, any(s.infinite for s in sets), spans)
 
 
-def _map(pairs: tuple[Pair, ...], c: Number, m: Number) -> list[Pair]:
-    if isinstance(m, int) and isinstance(c, int) and all(type(j) is int for _, j in pairs):
-        return [(r + c * j, j * m) for r, j in pairs]
-    return [(simplify(r + c * j), simplify(j * m)) for r, j in pairs]
+def _map(paths: tuple[Path, ...], c: Number, m: Number, t: Number) -> list[Path]:
+    if type(m) is int and type(c) is int and type(t) is int and all(type(p[1]) is int for p in paths):
+        return [(r + c * j, j * m, o + t * j) for r, j, o in paths]
+    return [(simplify(r + c * j), simplify(j * m), simplify(o + t * j)) for r, j, o in paths]
+
+
+def _map_spans(spans: tuple[Span, ...], c: Number, m: Number, t: Number) -> tuple[Span, ...]:
+    out = []
+    for j, lo, hi, centre in spans:
+        shift = simplify(t * j)
+        out.append((simplify(j * m), simplify(lo + shift), simplify(hi + shift + c * j),
+                    None if centre is None else simplify(centre + shift + Fraction(c * j, 2))))
+    return tuple(out)
 
 
 def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
@@ -99,25 +162,26 @@ def apply(layer: Layer, before: NodeRF, with_max: bool = True) -> NodeRF:
         axes = layer.global_axes or range(len(before))
         return tuple(INFINITE_RF if a in axes else s for a, s in enumerate(before))
     affine = layer.affine
-    if not affine or all(c == 0 and m == 1 for c, m in affine):  # e.g. 1x1 convs
+    if not affine or all(c == 0 and m == 1 and t == 0 for c, m, t in affine):  # e.g. 1x1 convs
         return before  # the same object: nodes that change nothing share their sets
     out: list[AxisRF] = []
-    done: dict[tuple[int, Number, Number], AxisRF] = {}
-    for s, (c, m) in zip(before, affine):
-        if c == 0 and m == 1:
+    done: dict[tuple[int, Number, Number, Number], AxisRF] = {}
+    for s, (c, m, t) in zip(before, affine):
+        if c == 0 and m == 1 and t == 0:
             out.append(s)
             continue
-        key = (id(s), c, m)
+        key = (id(s), c, m, t)
         result = done.get(key)
         if result is None:
-            mins: Sequence[Pair] = _map(s.mins, c, m)
-            maxs: Sequence[Pair] = _map(s.maxs, c, m) if with_max else ()
-            if c:  # r grew by c*j: pairs may now dominate each other
+            mins: Sequence[Path] = _map(s.mins, c, m, t)
+            maxs: Sequence[Path] = _map(s.maxs, c, m, t) if with_max else ()
+            if c:  # r grew by c*j: paths may now dominate each other
                 if len(mins) > 1:
                     mins = pareto_min(mins)
                 if len(maxs) > 1:
                     maxs = pareto_max(maxs)
-            result = AxisRF(tuple(mins), tuple(maxs), s.infinite)
+            spans = _map_spans(s.spans, c, m, t) if with_max else ()
+            result = AxisRF(tuple(mins), tuple(maxs), s.infinite, spans)
             if _too_large(result):
                 raise GraphError(
                     f"layer {layer.name!r}: receptive fields grow beyond 2^64 pixels here (or"
@@ -135,10 +199,10 @@ LIMIT = 2**64
 
 def _too_large(s: AxisRF) -> bool:
     """Does any extreme size or jump of ``s`` exceed `LIMIT` (or need a larger denominator)?"""
-    for pairs in (s.mins, s.maxs):
-        if pairs:
-            for v in (pairs[0][0], pairs[0][1], pairs[-1][0], pairs[-1][1]):
-                if v > LIMIT or (type(v) is not int and v.denominator > LIMIT):
+    for paths in (s.mins, s.maxs):
+        if paths:
+            for v in (paths[0][0], paths[0][1], paths[0][2], paths[-1][0], paths[-1][1], paths[-1][2]):
+                if v > LIMIT or v < -LIMIT or (isinstance(v, Fraction) and v.denominator > LIMIT):
                     return True
     return False
 
@@ -213,4 +277,5 @@ def _pass(graph: Graph, start: int, changed: Mapping[str, Layer], known: dict[st
                 before = first
             else:
                 before = tuple(union([f[a] for f in feeds], with_max) for a in range(ndim))
-        out[layer.name] = before if layer.transfer in passing else apply(layer, before, with_max)
+        keeps = layer.transfer in passing and not layer.padding
+        out[layer.name] = before if keeps else apply(layer, before, with_max)

@@ -25,6 +25,7 @@ from .edits import (
     _remove_edit,
     _stem_kernel_edits,
     _stride_edits,
+    apply_to_graph,
     changed_layers,
     downsampling_sites,
     jump_of,
@@ -217,6 +218,23 @@ def rank_suggestions(analysis: Analysis, limit: int = 10, budget: int = BUDGET,
         notes.append(f"suggestions: {tried} of {total} candidate edits were verified (the budget is"
                      f" {budget}); the others were not tried")
     macs = base.total_macs or 0
-    out.sort(key=lambda s: (not s.fully_utilized, len(s.edits), _distance(s.r, report.resolution),
-                            (s.macs_after or macs) - macs))
-    return out[:limit]
+
+    def rank(s: Suggestion) -> tuple[Any, ...]:
+        return (not s.fully_utilized, len(s.edits), _distance(s.r, report.resolution), (s.macs_after or macs) - macs)
+
+    out.sort(key=rank)
+    best = out[:limit]
+    if report.exact:  # the rules ranked them; the shown ones get the exact values, as the report has
+        for s in best:
+            _exactly(analysis, s)
+        best.sort(key=rank)
+    return best
+
+
+def _exactly(analysis: Analysis, suggestion: Suggestion) -> None:
+    """Replace the rules' r, max resolution and verdict of ``suggestion`` by the exact ones."""
+    from .analyzer import analyze_graph
+
+    edited = analyze_graph(apply_to_graph(analysis.graph, suggestion.edits), analysis.report.resolution).report
+    suggestion.r, suggestion.max_resolution = edited.r, edited.max_resolution
+    suggestion.fully_utilized = edited.fully_utilized

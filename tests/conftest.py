@@ -30,6 +30,11 @@ def paper_values() -> dict:
     return json.loads((DATA / "paper_values.json").read_text(encoding="utf-8"))
 
 
+def pairs(paths) -> tuple:
+    """The (r, j) of each (r, j, offset) path of a min or max set."""
+    return tuple(path[:2] for path in paths)
+
+
 def rf(graph, name: str) -> tuple:
     """(r_min per axis, r_max per axis) of one node of ``graph``."""
     from rfa_toolbox import propagate

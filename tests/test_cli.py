@@ -58,7 +58,7 @@ def test_json_follows_schema(rfa, chain):
     result = rfa("analyze", str(chain), "--res", "12", "--format", "json")
     assert result.returncode == 0, result.stderr
     data = json.loads(result.stdout)
-    assert data["schema"] == "rfa-toolbox/report/v1"
+    assert data["schema"] == "rfa-toolbox/report/v2" and data["exact"] is False
     assert data["resolution"] == [12, 12]
     assert data["r"] == [21, 21]
     assert data["max_resolution"] == [21, 21]
@@ -68,7 +68,8 @@ def test_json_follows_schema(rfa, chain):
     assert data["border"] == []
     rows = {row["name"]: row for row in data["layers"]}
     assert set(rows["c3"]) >= {"name", "module", "op", "kernel", "stride", "dilation", "r_min",
-                               "r_max", "input_r_min", "status", "shape"}
+                               "r_max", "input_r_min", "status", "shape", "jump", "offset", "centre",
+                               "aligned"}
     assert rows["c3"]["kernel"] == [5, 5] and rows["c3"]["stride"] == [2, 2]
     assert rows["c3"]["input_r_min"] == [5, 5]
     assert rows["gap"]["r_min"] == [None, None] and rows["gap"]["status"] == "head"

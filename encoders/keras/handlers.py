@@ -48,9 +48,21 @@ def _conv(config: dict[str, Any], inputs: list[KTensor], ndim: int) -> KOp:
             k *= v
         params = k * out_ch * (in_ch // (groups or 1)) + (out_ch if config.get("use_bias", True) else 0)
     op = "conv_transpose" if "Transpose" in config.get("__class__", "") else "conv"
-    return KOp(op, dict(kernel=kernel, stride=_tuple(config.get("strides", 1), ndim),
-                        dilation=_tuple(config.get("dilation_rate", 1), ndim),
-                        in_channels=in_ch, out_channels=out_ch, groups=groups, params=params))
+    dilation = _tuple(config.get("dilation_rate", 1), ndim)
+    return KOp(op, dict(kernel=kernel, stride=_tuple(config.get("strides", 1), ndim), dilation=dilation,
+                        in_channels=in_ch, out_channels=out_ch, groups=groups, params=params,
+                        **_padding(config, kernel, dilation)))
+
+
+def _padding(config: dict[str, Any], kernel: list[int], dilation: list[int]) -> dict[str, Any]:
+    """A window layer's padding: "same" is resolved from the input size at analysis time (its
+    before side is total // 2, as TensorFlow pads); "causal" pads d(k-1) before."""
+    mode = config.get("padding", "valid")
+    if mode == "same":
+        return {"meta": {"same": True}}
+    if mode == "causal":
+        return {"padding": [[d * (k - 1), 0] for k, d in zip(kernel, dilation)]}
+    return {}
 
 
 @handles("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "MaxPool1D", "MaxPool2D", "MaxPool3D",
@@ -61,7 +73,8 @@ def _pool(config: dict[str, Any], inputs: list[KTensor], ndim: int) -> KOp:
     size = _tuple(config.get("pool_size", 2), ndim)
     strides = config.get("strides")
     op = "max_pool" if config["__class__"].startswith("Max") else "avg_pool"
-    return KOp(op, dict(kernel=size, stride=_tuple(strides, ndim) if strides else size))
+    return KOp(op, dict(kernel=size, stride=_tuple(strides, ndim) if strides else size,
+                        **_padding(config, size, [1] * ndim)))
 
 
 @handles("GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
@@ -132,9 +145,23 @@ _NEUTRAL = {
     "dropout": "Dropout SpatialDropout1D SpatialDropout2D SpatialDropout3D GaussianNoise "
                "GaussianDropout AlphaDropout ActivityRegularization StochasticDepth",
     "neutral": "LayerScale",
-    "pad": "ZeroPadding1D ZeroPadding2D ZeroPadding3D Cropping1D Cropping2D Cropping3D",
     "identity": "Rescaling Identity Masking",
 }
+
+
+@handles("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "Cropping1D", "Cropping2D", "Cropping3D")
+def _pad(config: dict[str, Any], inputs: list[KTensor], ndim: int) -> KOp:
+    """Zero padding moves the positions by its before side; cropping by minus its before side."""
+    crop = config["__class__"].startswith("Crop")
+    value = config.get("cropping" if crop else "padding", 1)
+    values = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+    if len(values) != ndim:
+        raise KerasFormatError(f"padding {shown(value)} needs {ndim} entries")
+    pairs = []
+    for v in values:
+        pair = _tuple(v, 2)
+        pairs.append([-pair[0], -pair[1]] if crop else pair)
+    return KOp("pad", {"padding": pairs}, spatial=inputs[0].spatial)
 
 
 def _neutral_handler(op: str) -> Handler:

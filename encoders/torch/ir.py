@@ -37,15 +37,18 @@ class Op:
     """What a handler returns: how one traced op changes receptive fields.
 
     ``window`` maps a spatial axis to (kernel, stride, dilation) for window and transposed
-    ops; ``factor`` maps an axis to an upsampling factor; ``global_axes`` lists the axes the op
-    collapses. ``layout`` is the layout of the op's output (default: that of its first tensor
-    input). Axes a window op does not name keep k = s = d = 1.
+    ops; ``padding`` maps an axis to the (before, after) padding of a window, transposed or pad
+    op (a negative before crops: a slice's start); ``factor`` maps an axis to an upsampling
+    factor; ``global_axes`` lists the axes the op collapses. ``layout`` is the layout of the
+    op's output (default: that of its first tensor input). Axes a window op does not name keep
+    k = s = d = 1 and no padding.
     """
 
     op: str
     transfer: Transfer = Transfer.NEUTRAL
     computes: bool = False
     window: dict[int, tuple[int, Any, int]] = field(default_factory=dict)
+    padding: dict[int, tuple[int, int]] = field(default_factory=dict)
     factor: dict[int, Any] = field(default_factory=dict)
     mode: str = "nearest"
     global_axes: Sequence[int] = ()

@@ -40,6 +40,8 @@ def join_space_to_depth(graph: Graph) -> None:
             for node in chain:
                 layer = graph[node]
                 kernel = list(layer.kernel)
+                padding = list(layer.padding or (0,) * len(kernel))
                 for axis in layer.meta["offset"]:
                     kernel[axis] = max(offsets[axis]) - min(offsets[axis]) + 1
-                graph.replace(layer.with_changes(kernel=tuple(kernel), op="space_to_depth"))
+                    padding[axis] = -min(offsets[axis])  # every slice now reads the whole block
+                graph.replace(layer.with_changes(kernel=tuple(kernel), padding=tuple(padding), op="space_to_depth"))

@@ -16,7 +16,7 @@ from rfa_toolbox.graph import Graph, Transfer
 from rfa_toolbox.ops import make_layer
 
 from .ir import Call, Handler, Lazy, Op, Traced, TraceError
-from .layout import NONE, spatial_sizes
+from .layout import NONE, Layout, spatial_sizes
 
 #: Ops whose result depends on the input's shape only, not on its values: constants here.
 _CREATION = {f"aten::{k}" for k in (
@@ -46,6 +46,7 @@ class PendingNode(NamedTuple):
     op: Op                                 #: what its handler made of it
     sources: list[str]                     #: the nodes feeding it (inputs, or "#k" pending ones)
     shape: Optional[tuple[int, ...]]       #: traced output shape, batch included
+    layout: Layout = ()                    #: the output's layout
 
 
 def module_path(scope: str) -> str:
@@ -115,7 +116,8 @@ class Walker:
         shape = sizes_of(v)
         if shape is None or len(shape) != self.ndim + 2:
             return
-        self.graph.add(make_layer(name, "input", self.ndim, shape=tuple(shape[1:])))
+        self.graph.add(make_layer(name, "input", self.ndim, shape=tuple(shape[1:]),
+                                  meta={"sizes": tuple(shape[2:])}))
         layout = (NONE, NONE) + tuple(frozenset([a]) for a in range(self.ndim))
         self.values[v.unique()] = Traced(name, layout, tuple(shape))
 
@@ -135,8 +137,8 @@ class Walker:
         call = Call(kind, Lazy(inputs, self.value), Lazy(inputs, sizes_of), Lazy(outputs, sizes_of),
                     self.ndim, module_path(node.scopeName()), tensors)
         op = self.handle(call)
-        name = self.new_node(call, op, outputs)
         layout = op.layout if op.layout is not None else call.x.layout
+        name = self.new_node(call, op, outputs, layout)
         for v in outputs:
             self.values[v.unique()] = Traced(name, layout, sizes_of(v) or ())
 
@@ -170,14 +172,14 @@ class Walker:
         self.unknown.setdefault(call.kind, where)
         return Op(call.kind)
 
-    def new_node(self, call: Call, op: Op, outputs: list[Any]) -> str:
+    def new_node(self, call: Call, op: Op, outputs: list[Any], layout: Layout) -> str:
         """Record a pending node for ``call``; returns its temporary name ``#k``."""
         sources: list[str] = []
         for t in call.tensors:
             if t.node not in sources:
                 sources.append(t.node)
         shape = sizes_of(outputs[0]) if outputs else None
-        self.pending.append(PendingNode(call.module, call.kind, op, sources, shape))
+        self.pending.append(PendingNode(call.module, call.kind, op, sources, shape, layout))
         return f"#{len(self.pending) - 1}"
 
     def plumbing(self, node: Any, kind: str) -> None:
@@ -250,6 +252,17 @@ def node_names(pending: list[PendingNode], reserved: set[str]) -> list[str]:
     return names
 
 
+def _axis_sizes(node: PendingNode, ndim: int) -> Optional[tuple[Optional[int], ...]]:
+    """The traced units per spatial axis (None where no dim carries that axis alone)."""
+    if not node.shape or len(node.shape) != len(node.layout):
+        return None
+    found: list[Optional[int]] = [None] * ndim
+    for size, axes in zip(node.shape, node.layout):
+        if len(axes) == 1:
+            found[next(iter(axes))] = size
+    return tuple(found)
+
+
 def _layer(name: str, node: PendingNode, ndim: int) -> Any:
     """The `Layer` of a pending node, built like every other layer (`make_layer`)."""
     op = node.op
@@ -262,11 +275,17 @@ def _layer(name: str, node: PendingNode, ndim: int) -> Any:
         params.update(factor=[op.factor.get(a, 1) for a in range(ndim)], mode=op.mode)
     elif op.transfer is Transfer.GLOBAL and op.global_axes:
         params["axes"] = list(op.global_axes)
+    if op.padding and op.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.NEUTRAL):
+        params["padding"] = [list(op.padding.get(a, (0, 0))) for a in range(ndim)]
+    meta = dict(op.meta)
+    sizes = _axis_sizes(node, ndim)
+    if sizes is not None:
+        meta["sizes"] = sizes
     try:
         return make_layer(name, op.op, ndim, transfer=op.transfer.value, computes=op.computes,
                           module=node.module or None,
                           shape=tuple(node.shape[1:]) if node.shape else None,
                           in_channels=op.in_channels, out_channels=op.out_channels,
-                          groups=op.groups, params=op.params, meta=dict(op.meta) or None, **params)
+                          groups=op.groups, params=op.params, meta=meta or None, **params)
     except GraphError as exc:
         raise TraceError(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None

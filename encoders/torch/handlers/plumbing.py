@@ -111,8 +111,7 @@ _NEUTRAL = (
     "floor ceil round trunc frac nan_to_num logical_not bitwise_not "
     "batch_norm instance_norm layer_norm group_norm native_batch_norm native_layer_norm "
     "local_response_norm normalize rms_norm "
-    "constant_pad_nd pad reflection_pad1d reflection_pad2d reflection_pad3d replication_pad1d "
-    "replication_pad2d replication_pad3d zero_pad2d circular_pad "
+    "circular_pad "
     "detach_"
 ).split()
 _NORMS = {"batch_norm", "instance_norm", "layer_norm", "group_norm", "native_batch_norm",

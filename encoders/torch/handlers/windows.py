@@ -8,6 +8,7 @@ from fractions import Fraction
 from typing import Any
 
 from rfa_toolbox.graph import Transfer
+from rfa_toolbox.taps import antialiased
 
 from ..ir import Call, Op, handles
 from ..layout import dim_index
@@ -15,8 +16,10 @@ from .common import ints, numel, rank_of
 
 
 def _window(call: Call, kernel: list[int], stride: list[int], dilation: list[int], op: str,
-            transposed: bool = False, **meta: Any) -> Op:
-    """An op sliding a window over the last len(kernel) dims of its input.
+            transposed: bool = False, padding: Any = None, extra: dict[str, Any] | None = None,
+            **meta: Any) -> Op:
+    """An op sliding a window over the last len(kernel) dims of its input, with ``padding``
+    (an int or one per dim, on both sides).
 
     A dim that carries one axis gets the window; a dim that carries several (flattened
     positions) is mixed in an order that is not spatial, so its axes become global.
@@ -24,22 +27,26 @@ def _window(call: Call, kernel: list[int], stride: list[int], dilation: list[int
     n = len(kernel)
     stride = stride or kernel
     dilation = dilation or [1] * n
+    pads = ints(padding, n) if isinstance(padding, (int, list, tuple)) else [0] * n
     window: dict[int, tuple[int, Any, int]] = {}
+    padded: dict[int, tuple[int, int]] = {}
     collapsed: set[int] = set()
-    for axes, k, s, d in zip(call.spatial_dims(n), kernel, stride, dilation):
+    for axes, k, s, d, p in zip(call.spatial_dims(n), kernel, stride, dilation, pads or [0] * n):
         if len(axes) == 1:
             window[next(iter(axes))] = (k, s, d)
+            padded[next(iter(axes))] = (p, p)
         elif len(axes) > 1 and (k > 1 or s > 1):
             collapsed |= axes
     if collapsed:
         return Op(op, Transfer.GLOBAL, True, global_axes=sorted(collapsed), **meta)
     transfer = Transfer.TRANSPOSED if transposed else Transfer.WINDOW
-    return Op(op, transfer, True, window=window, **meta)
+    return Op(op, transfer, True, window=window, padding=padded, meta=extra or {}, **meta)
 
 
 # -- convolution and pooling ----------------------------------------------------------------
 
-def _conv(call: Call, stride: Any, dilation: Any, groups: Any, transposed: bool) -> Op:
+def _conv(call: Call, stride: Any, dilation: Any, groups: Any, transposed: bool, padding: Any,
+          output_padding: Any = None) -> Op:
     weight = call.sizes[1]
     n = len(weight) - 2
     kernel = list(weight[2:])
@@ -47,26 +54,32 @@ def _conv(call: Call, stride: Any, dilation: Any, groups: Any, transposed: bool)
     in_ch = weight[0] if transposed else weight[1] * groups
     params = numel(weight) + (numel(call.sizes[2]) if call.sizes[2] else 0)
     op = "conv_transpose" if transposed else "conv"
-    return _window(call, kernel, ints(stride, n), ints(dilation, n), op, transposed,
+    if isinstance(padding, str):  # "same" (stride 1: d(k-1) in all, the odd one after) or "valid"
+        padding = [d * (k - 1) // 2 for k, d in zip(kernel, ints(dilation, n) or [1] * n)] if padding == "same" else 0
+    extra = {"output_padding": ints(output_padding, n)} if transposed and output_padding else None
+    return _window(call, kernel, ints(stride, n), ints(dilation, n), op, transposed, padding, extra,
                    in_channels=in_ch, out_channels=out_ch, groups=groups, params=params)
 
 
-@handles("_convolution", "convolution")
+@handles("_convolution", "convolution", "_convolution_mode")
 def _convolution(call: Call) -> Op:
-    _, _, _, stride, _, dilation, transposed, _, groups = call.args[:9]
-    return _conv(call, stride, dilation, groups, bool(transposed))
+    if call.kind.endswith("_convolution_mode"):  # (input, weight, bias, stride, padding: str, dilation, groups)
+        stride, padding, dilation, groups = call.args[3], call.args[4], call.args[5], call.args[6]
+        return _conv(call, stride, dilation, groups, False, padding)
+    _, _, _, stride, padding, dilation, transposed, output_padding, groups = call.args[:9]
+    return _conv(call, stride, dilation, groups, bool(transposed), padding, output_padding)
 
 
 @handles("conv1d", "conv2d", "conv3d")
 def _conv_nd(call: Call) -> Op:
-    stride, dilation, groups = call.args[3], call.args[5], call.args[6]
-    return _conv(call, stride, dilation, groups, False)
+    stride, padding, dilation, groups = call.args[3], call.args[4], call.args[5], call.args[6]
+    return _conv(call, stride, dilation, groups, False, padding)
 
 
 @handles("conv_transpose1d", "conv_transpose2d", "conv_transpose3d")
 def _conv_transpose_nd(call: Call) -> Op:
-    stride, groups, dilation = call.args[3], call.args[6], call.args[7]
-    return _conv(call, stride, dilation, groups, True)
+    stride, padding, output_padding, groups, dilation = call.args[3:8]
+    return _conv(call, stride, dilation, groups, True, padding, output_padding)
 
 
 @handles("max_pool1d", "max_pool2d", "max_pool3d", "max_pool1d_with_indices",
@@ -74,14 +87,16 @@ def _conv_transpose_nd(call: Call) -> Op:
 def _max_pool(call: Call) -> Op:
     n = rank_of(call.kind)
     kernel = ints(call.args[1], n)
-    return _window(call, kernel, ints(call.args[2], n), ints(call.args[4], n), "max_pool")
+    return _window(call, kernel, ints(call.args[2], n), ints(call.args[4], n), "max_pool", False,
+                   call.args[3], {"ceil_mode": bool(call.args[5])})
 
 
 @handles("avg_pool1d", "avg_pool2d", "avg_pool3d")
 def _avg_pool(call: Call) -> Op:
     n = rank_of(call.kind)
     kernel = ints(call.args[1], n)
-    return _window(call, kernel, ints(call.args[2], n), [], "avg_pool")
+    return _window(call, kernel, ints(call.args[2], n), [], "avg_pool", False, call.args[3],
+                   {"ceil_mode": bool(call.args[4])} if len(call.args) > 4 else None)
 
 
 @handles("adaptive_avg_pool1d", "adaptive_avg_pool2d", "adaptive_avg_pool3d",
@@ -143,39 +158,33 @@ def _upsample(call: Call) -> Op:
     if not factor:
         return Op("upsample")
     if call.kind.endswith("_aa") and all(f < 1 for f in factor.values()):
-        taps = 4 if "bicubic" in call.kind else 2
+        mode = "bicubic" if "bicubic" in call.kind else "bilinear"
         sizes = dict(zip((next(iter(a)) for a in call.spatial_dims(n) if len(a) == 1), call.sizes[0][-n:]))
-        window = {axis: (_aa_width(sizes[axis], f, taps), 1 / f, 1) for axis, f in factor.items()}
-        return Op("downsample_aa", Transfer.WINDOW, True, window=window)
-    return Op("upsample", Transfer.UPSAMPLE, True, factor=factor, mode=_MODES.get(name, "linear"))
+        window = {axis: (_aa_width(sizes[axis], f, mode), 1 / f, 1) for axis, f in factor.items()}
+        return Op("downsample_aa", Transfer.WINDOW, True, window=window, meta={"mode": mode})
+    return Op("upsample", Transfer.UPSAMPLE, True, factor=factor, mode=_MODES.get(name, "linear"),
+              meta=_coordinates(call, name, n))
 
 
-def _aa_width(size_in: int, factor: Fraction, taps: int) -> int:
-    """The widest run of input positions with a non-zero weight in antialiased downsampling
-    (PyTorch's filter: support taps/2 * scale around each output centre)."""
-    scale = float(1 / factor)
-    support = taps / 2 * scale
-    size_out = int(size_in * factor)
-    widest = 1
-    for i in range(size_out):
-        centre = scale * (i + 0.5)
-        first = max(int(centre - support + 0.5), 0)
-        last = min(int(centre + support + 0.5), size_in) - 1
-        weights = [_aa_filter((j - centre + 0.5) / scale, taps) for j in range(first, last + 1)]
-        nonzero = [j for j, w in zip(range(first, last + 1), weights) if w != 0]
-        if nonzero:
-            widest = max(widest, nonzero[-1] - nonzero[0] + 1)
-    return widest
+def _coordinates(call: Call, name: str, n: int) -> dict[str, Any]:
+    """How the op maps output to input coordinates: align_corners, and the scale factors it
+    was given (PyTorch maps with 1/scale_factor then, not with the ratio of the sizes)."""
+    nearest = name.startswith("nearest")
+    align = not nearest and len(call.args) > 2 and call.args[2] is True
+    given = call.args[2 if nearest else 3] if len(call.args) > (2 if nearest else 3) else None
+    scale: list[Any] = [None] * call.ndim
+    if isinstance(given, (list, tuple)) and len(given) == n:
+        for carried, factor in zip(call.spatial_dims(n), given):
+            if len(carried) == 1 and factor:
+                scale[next(iter(carried))] = factor
+    return {"align_corners": align, "scale": tuple(scale), "nearest_exact": name == "nearest_exact",
+            "framework": "torch"}
 
 
-def _aa_filter(x: float, taps: int) -> float:
-    x = abs(x)
-    if taps == 2:
-        return 1 - x if x < 1 else 0.0
-    a = -0.5  # PyTorch's bicubic
-    if x < 1:
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-    return (((x - 5) * x + 8) * x - 4) * a if x < 2 else 0.0
+def _aa_width(size_in: int, factor: Fraction, mode: str) -> int:
+    """The widest run of input positions an output position of antialiased downsampling reads."""
+    index, exists = antialiased(mode, int(size_in * factor), size_in)
+    return int(max(int(row[mask].max() - row[mask].min() + 1) for row, mask in zip(index, exists) if mask.any()))
 
 
 @handles("pixel_shuffle")
@@ -187,11 +196,50 @@ def _pixel_shuffle(call: Call) -> Op:
 
 @handles("slice")
 def _slice(call: Call) -> Op:
-    """A step on a spatial dim subsamples it (a 1-wide window with that stride)."""
+    """A step on a spatial dim subsamples it (a 1-wide window with that stride); a start moves
+    the positions (a crop: negative padding before)."""
     dim, step = call.args[1], call.args[4]
-    axes = call.x.layout[dim_index(dim, len(call.x.layout))]
-    if step is None or step == 1 or len(axes) != 1:
+    index = dim_index(dim, len(call.x.layout))
+    axes = call.x.layout[index]
+    size = call.sizes[0][index] if call.sizes[0] else None
+    start = call.args[2] or 0
+    if start < 0 and size is not None:
+        start = max(size + start, 0)
+    if len(axes) != 1 or ((step is None or step == 1) and not start):
         return Op("slice")
     axis = next(iter(axes))
-    return Op("slice", Transfer.WINDOW, True, window={axis: (1, step, 1)},
-              meta={"offset": {axis: call.args[2] or 0}})
+    step = step or 1
+    kept = call.out_sizes[0][index] if call.out_sizes[0] else None
+    after = -(size - start - (kept - 1) * step - 1) if size is not None and kept else 0
+    return Op("slice", Transfer.WINDOW, step > 1, window={axis: (1, step, 1)}, padding={axis: (-start, after)},
+              meta={"offset": {axis: start}} if step > 1 else {})
+
+
+_PAD_MODES = {"constant_pad_nd": "constant", "zero_pad2d": "constant", "reflection": "reflect",
+              "replication": "replicate", "circular": "circular"}
+
+
+@handles("constant_pad_nd", "pad", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d",
+         "replication_pad1d", "replication_pad2d", "replication_pad3d", "zero_pad2d", "_pad_circular")
+def _pad(call: Call) -> Op:
+    """Padding moves the positions: unit i of the output is unit i - before of the input (the
+    border units read zeros, a mirror, the nearest unit, or the other side, by the mode)."""
+    pads = list(call.args[1] or [])
+    name = call.name
+    mode = next((m for key, m in _PAD_MODES.items() if key in name), "constant")
+    if name == "pad" and isinstance(call.args[2], str):
+        mode = {"reflect": "reflect", "replicate": "replicate", "circular": "circular"}.get(call.args[2], "constant")
+    padded: dict[int, tuple[int, int]] = {}
+    rank = len(call.x.layout)
+    for k in range(len(pads) // 2):  # pairs from the last dim backwards
+        dim = rank - 1 - k
+        axes = call.x.layout[dim]
+        if len(axes) != 1:
+            continue
+        before, after = pads[2 * k], pads[2 * k + 1]
+        if before is None or after is None:  # computed from shapes: the traced sizes tell the total;
+            grown = (call.out_sizes[0][dim] - call.sizes[0][dim]) if call.out_sizes[0] and call.sizes[0] else 0
+            before = before or 0  # an unknown side is taken as the end (Swin pads to window multiples)
+            after = grown - before
+        padded[next(iter(axes))] = (int(before), int(after))
+    return Op("pad", padding=padded, meta={"pad_mode": mode})

@@ -1,0 +1,163 @@
+"""`analyze_graph`: a graph at a resolution to its `Analysis` (receptive fields, where units
+look, statuses), exact position by position wherever resampling makes the rules an estimate."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from typing import Any, Optional
+
+from .analysis import (
+    ESTIMATE_NOTE,
+    RESAMPLING_NOTE,
+    Analysis,
+    LayerResult,
+    PerAxis,
+    Report,
+    fold_axes,
+    for_display,
+    fully_utilized,
+    status_of,
+)
+from .graph import Graph, Layer, Number, plain, simplify
+from .locate import Locator
+from .receptive_field import AxisRF, NodeRF, propagate, without_gc
+from .resolution import ResolutionLike, parse_resolution
+from .sizes import spatial_sizes
+
+Exact = dict[str, tuple[Optional[tuple[Number, Number, Number, Number, bool]], ...]]
+
+
+def _exact_values(graph: Graph, sizes: dict[str, Any]) -> Exact:
+    """Per node and axis: (r_min, r_max, offset, centre, aligned) computed position by
+    position; None where infinite or where the sizes are unknown."""
+    from .positions import exact_tracks
+
+    out: Exact = {}
+    for name, tracks in exact_tracks(graph, sizes, keep=None).items():
+        values: list[Optional[tuple[Number, Number, Number, Number, bool]]] = []
+        for track in tracks:
+            if track is None:
+                values.append(None)
+                continue
+            lo, hi = track.union()
+            centre = simplify(Fraction(int(lo[0]) + int(hi[0]), 2))
+            values.append((track.r_min, track.r_max, int(lo[0]), centre, track.aligned))
+        out[name] = tuple(values)
+    return out
+
+
+def _geometry(node: NodeRF) -> tuple[PerAxis, PerAxis, PerAxis, tuple[Optional[bool], ...]]:
+    return (for_display(a.jump for a in node), for_display(a.offset for a in node),
+            for_display(a.centre for a in node), tuple(a.aligned for a in node))
+
+
+def _with_exact(affine: tuple[tuple[Any, ...], tuple[Any, ...]], node: NodeRF,
+                exact: tuple[Any, ...]) -> tuple[tuple[Any, ...], tuple[Any, ...], PerAxis, tuple[Any, ...]]:
+    """(r_min, r_max, offset/centre/aligned) with the exact values where there are some."""
+    lo, hi = list(affine[0]), list(affine[1])
+    offsets = [a.offset for a in node]
+    centres = [a.centre for a in node]
+    aligned = [a.aligned for a in node]
+    for axis, values in enumerate(exact):
+        if values is not None and node[axis].finite:
+            lo[axis], hi[axis], offsets[axis], centres[axis], aligned[axis] = values
+    return tuple(lo), tuple(hi), for_display(offsets), (for_display(centres), tuple(aligned))
+
+
+@without_gc
+def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = None,
+                  exact: bool | None = None) -> Analysis:
+    """Analyze a `Graph` at ``resolution``: its `Analysis` (see `rfa_toolbox.analyze`).
+
+    Where upsampling, transposed convolutions or adaptive pooling occur, r_min and r_max are
+    computed position by position at this resolution (exact integers; ``exact=False`` keeps
+    the standard estimate), and the estimate is kept beside them."""
+    res = parse_resolution(resolution, graph.ndim)
+    sizes, resolved = spatial_sizes(graph, res)
+    if resolved:
+        graph = graph.copy()
+        for layer in resolved.values():
+            graph.replace(layer)
+    rf = propagate(graph)
+    resampling = [layer.name for layer in graph if layer.position_dependent]
+    use_exact = bool(resampling) if exact is None else exact and bool(resampling)
+    exact_values = _exact_values(graph, sizes) if use_exact else {}
+    # A node's sets are shared with every node that leaves them unchanged (norms, activations,
+    # 1x1 convs, single-input merges): describe each distinct one once, keyed by id (rf keeps
+    # them alive), unless exact values (per node) replace them.
+    seen: dict[Any, tuple[Any, ...]] = {}
+    rows = []
+    for layer, sources in graph.nodes_with_inputs():
+        info = _describe(layer.name, rf[layer.name], exact_values.get(layer.name), seen)
+        exact_inputs: Optional[tuple[Any, ...]]
+        if not sources:
+            exact_inputs = None
+        else:
+            exact_inputs = fold_axes([seen[_key(p, rf[p], exact_values.get(p))][0] for p in sources], min)
+        rows.append(_row(layer, info, exact_inputs, res, use_exact))
+    infos = list(seen.values())
+    exact_r = fold_axes([info[0] for info in infos], max, graph.ndim)
+    max_resolution = for_display(fold_axes([info[1] for info in infos], max, graph.ndim))
+    notes = []
+    if resampling:
+        shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
+        notes.append((RESAMPLING_NOTE if use_exact else ESTIMATE_NOTE).format(layers=shown))
+    report = Report(
+        model=model or graph.name, resolution=res, r=for_display(exact_r), max_resolution=max_resolution,
+        fully_utilized=fully_utilized(exact_r, res), layers=rows, unknown_ops=list(graph.unknown_ops),
+        notes=notes, exact=use_exact, context_layers=_context_layers(graph, rf),
+    )
+    report.locator = Locator(graph, rf, res, sizes, use_exact)
+    return Analysis(graph, rf, report)
+
+
+def _key(name: str, node: NodeRF, exact: Optional[tuple[Any, ...]]) -> Any:
+    return (id(node), name) if exact is not None else id(node)
+
+
+def _describe(name: str, node: NodeRF, exact: Optional[tuple[Any, ...]], seen: dict[Any, tuple[Any, ...]]
+              ) -> tuple[Any, ...]:
+    """(exact r_min, exact r_max, shown r_min, shown r_max, geometry, rule r_min, rule r_max)."""
+    key = _key(name, node, exact)
+    info = seen.get(key)
+    if info is not None:
+        return info
+    rule = (tuple(a.r_min for a in node), tuple(a.r_max for a in node))
+    if exact is None:
+        jump, offset, centre, aligned = _geometry(node)
+        info = (rule[0], rule[1], for_display(rule[0]), for_display(rule[1]), (jump, offset, centre, aligned),
+                None, None)
+    else:
+        lo, hi, offset, (centre, aligned) = _with_exact(rule, node, exact)
+        jump = for_display(a.jump for a in node)
+        info = (lo, hi, for_display(lo), for_display(hi), (jump, offset, centre, aligned),
+                for_display(rule[0]), for_display(rule[1]))
+    seen[key] = info
+    return info
+
+
+def _row(layer: Layer, info: tuple[Any, ...], exact_inputs: Optional[tuple[Any, ...]],
+         res: tuple[int, ...], exact: bool) -> LayerResult:
+    jump, offset, centre, aligned = info[4]
+    return LayerResult(
+        name=layer.name, module=layer.module, op=layer.op, kernel=layer.kernel or None,
+        stride=tuple(map(plain, layer.stride)) or None, dilation=layer.dilation or None,
+        r_min=info[2], r_max=info[3],
+        input_r_min=None if exact_inputs is None else for_display(exact_inputs),
+        status=status_of(layer, info[0], exact_inputs, res), shape=layer.shape, computes=layer.computes,
+        jump=jump, offset=offset, centre=centre, aligned=aligned,
+        r_min_rule=info[5] if exact else None, r_max_rule=info[6] if exact else None,
+    )
+
+
+def _context_layers(graph: Graph, rf: dict[str, NodeRF]) -> list[str]:
+    """Computing layers with an infinite receptive field from which a finite layer is reached."""
+    reaches_finite: dict[str, bool] = {}
+    for name in reversed(graph.topological_order()):
+        reaches_finite[name] = any(_finite(rf[s]) or reaches_finite[s] for s in graph.successors(name))
+    return [layer.name for layer in graph if layer.computes and reaches_finite[layer.name]
+            and not _finite(rf[layer.name])]
+
+
+def _finite(node: tuple[AxisRF, ...]) -> bool:
+    return any(a.finite for a in node)
