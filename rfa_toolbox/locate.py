@@ -46,6 +46,7 @@ class Locator:
         return tuple(values)
 
     def _track(self, layer: str, axis: int) -> Any:
+        """The exact arrays of ``layer`` on ``axis`` (None where the sizes are unknown)."""
         if layer not in self._tracks:
             from .positions import exact_tracks
 
@@ -54,9 +55,10 @@ class Locator:
 
     def box(self, layer: str, index: Any) -> list[dict[str, Any]]:
         """Per axis: ``union`` and ``smallest`` (the interval of all paths, and of the smallest
-        path), unclipped (padding makes it reach beyond the input) and ``union_clipped`` /
-        ``smallest_clipped`` (cut to the input; None when nothing is left); None on an axis
-        where the unit sees everything."""
+        path), unclipped (padding makes it reach beyond the input); ``union_clipped``, the
+        first and last input pixel the unit actually reads (with positive weights, the extent of
+        its input gradient); ``smallest_clipped``, the smallest box cut to the input (None when
+        nothing is left). None on an axis where the unit sees everything."""
         node, where = self._node(layer), self._index(layer, index)
         out: list[dict[str, Any]] = []
         for axis, i in enumerate(where):
@@ -64,12 +66,15 @@ class Locator:
             if not a.finite:
                 out.append(None)  # type: ignore[arg-type]
                 continue
-            track = self._track(layer, axis) if self.exact else None
+            track = self._track(layer, axis)
+            reads: Optional[tuple[Number, Number]] = None
             if track is not None:
                 lo, hi = track.union()
                 s_lo, s_hi = track.smallest_box()
                 union: tuple[Number, Number] = (int(lo[i]), int(hi[i]))
                 smallest: tuple[Number, Number] = (int(s_lo[i]), int(s_hi[i]))
+                if track.reads_lo[i] >= 0:
+                    reads = (int(track.reads_lo[i]), int(track.reads_hi[i]))
             else:
                 union = (min(simplify(s[1] + i * s[0]) for s in a.spans),
                          max(simplify(s[2] + i * s[0]) for s in a.spans))
@@ -77,7 +82,8 @@ class Locator:
                 start = simplify(off + i * j)
                 smallest = (start, simplify(start + r - 1))
             n = self.resolution[axis]
-            out.append({"union": union, "smallest": smallest, "union_clipped": _clip(union, n),
+            out.append({"union": union, "smallest": smallest,
+                        "union_clipped": reads if track is not None else _clip(union, n),
                         "smallest_clipped": _clip(smallest, n)})
         return out
 
@@ -96,7 +102,7 @@ class Locator:
             if not a.finite:
                 out.append(None)
                 continue
-            track = self._track(layer, axis) if self.exact else None
+            track = self._track(layer, axis)
             if track is not None:
                 import numpy as np
 

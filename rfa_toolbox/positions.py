@@ -206,9 +206,11 @@ def _track_of(layer: Layer, axis: int, m: Optional[int], feeds: list[Optional[Tr
     if layer.transfer is Transfer.MERGE or len(known) > 1:
         fits = all(f.n in (1, m) for f in known)  # inputs of other sizes: no unit matches
         return _merge(known) if fits else None
-    moves = layer.transfer is Transfer.NEUTRAL and bool(layer.padding) and bool(layer.padding[axis])
+    moves = layer.transfer is Transfer.NEUTRAL and (bool(layer.padding) or "padding_after" in layer.meta)
     if layer.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.UPSAMPLE) or moves:
         return _apply(layer, axis, known[0], m)
+    if known[0].n not in (1, m):  # an op that changes the size in a way no rule says
+        return None
     return _broadcast(known[0], m)
 
 

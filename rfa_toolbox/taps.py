@@ -138,7 +138,7 @@ def antialiased(mode: str, m: int, n: int) -> Taps:
 def _pad(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     """Padding: unit o is input unit o - before; the real taps of the border units follow the
     mode (zeros, a mirror, the nearest unit, the other side), the unclipped ones continue."""
-    source = np.arange(m) - int(layer.padding[axis])
+    source = np.arange(m) - (int(layer.padding[axis]) if layer.padding else 0)
     mode = layer.meta.get("pad_mode", "constant") if clamp else "constant"
     if mode == "reflect" and n > 1:
         period = 2 * (n - 1)
