@@ -124,6 +124,10 @@ class Report:
         ``position`` (None on an axis where no unit does)."""
         return self._locate().units_covering(layer, position)
 
+    def units(self, layer: str) -> tuple[Optional[int], ...]:
+        """The number of units of ``layer`` per axis at this resolution (None where unknown)."""
+        return self._locate().units(layer)
+
     def names(self, status: Status) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
         return [row.name for row in self.layers if row.status == status]

@@ -31,6 +31,11 @@ class Locator:
             raise GraphError(f"the model has no layer {shown(layer)}")
         return self.rf[layer]
 
+    def units(self, layer: str) -> tuple[Optional[int], ...]:
+        """Units of ``layer`` per axis (None where unknown)."""
+        self._node(layer)
+        return tuple(self.sizes.get(layer) or (None,) * self.graph.ndim)
+
     def _index(self, layer: str, index: Any, what: str = "index") -> tuple[int, ...]:
         values = list(index) if isinstance(index, (list, tuple)) else [index] * self.graph.ndim
         if len(values) != self.graph.ndim or not all(isinstance(v, int) and not isinstance(v, bool)
@@ -95,7 +100,7 @@ class Locator:
     def units_covering(self, layer: str, position: Any) -> list[Optional[tuple[int, int]]]:
         """Per axis, (first, last) unit of ``layer`` whose union box holds input ``position``."""
         node, where = self._node(layer), self._index(layer, position, "position")
-        units = self.sizes.get(layer) or (None,) * self.graph.ndim
+        units = self.units(layer)
         out: list[Optional[tuple[int, int]]] = []
         for axis, x in enumerate(where):
             a, n = node[axis], units[axis]

@@ -3,7 +3,8 @@
 Encoders that traced or read the model record the sizes they saw (``layer.meta["sizes"]``);
 for the rest (architecture files) they follow from the input resolution: a window layer gives
 floor((n + before + after - d(k-1) - 1) / s) + 1 positions (``after`` defaults to ``before``),
-an upsampling by f floor(n * f), a transposed conv (n - 1)s - before - after + d(k-1) + 1 plus
+with ``ceil_mode`` the division rounds up but no window may start in the right padding; an
+upsampling by f floor(n * f), a transposed conv (n - 1)s - before - after + d(k-1) + 1 plus
 its output padding, a merge the largest of its inputs (broadcasting). Keras' "same" padding is
 resolved here, from the sizes: total max((ceil(n/s) - 1)s + d(k-1) + 1 - n, 0), of which
 total // 2 before.
@@ -42,9 +43,12 @@ def _window_size(layer: Layer, axis: int, n: int) -> int:
     if not isinstance(s, int):  # adaptive pooling: its output size is n / s
         return max(1, round(n / Fraction(s)))
     span = n + _before(layer, axis) + _after(layer, axis) - d * (k - 1) - 1
-    ceil_mode = bool(layer.meta.get("ceil_mode"))
-    out = -(-span // s) if ceil_mode else span // s
-    return max(int(out) + 1, 0)
+    if not layer.meta.get("ceil_mode"):
+        return max(int(span // s) + 1, 0)
+    out = -(-span // s) + 1
+    if (out - 1) * s >= n + _before(layer, axis):  # PyTorch: no window starts in the right padding
+        out -= 1
+    return max(int(out), 0)
 
 
 def size_after(layer: Layer, axis: int, inputs: list[Optional[int]]) -> Optional[int]:
