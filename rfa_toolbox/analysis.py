@@ -109,13 +109,13 @@ class Report:
             raise GraphError("this report was not made by an analysis, so it cannot locate units")
         return self.locator
 
-    def box(self, layer: str, index: Any) -> list[dict[str, Any]]:
+    def box(self, layer: str, index: Any) -> list[Optional[dict[str, Any]]]:
         """Where unit ``index`` (one index per axis, or one for every axis) of ``layer`` looks:
         per axis, the union box of all its paths and the box of its smallest path, unclipped
         and clipped to the input (see `rfa_toolbox.locate.Locator.box`)."""
         return self._locate().box(layer, index)
 
-    def centre(self, layer: str, index: Any) -> tuple[Number, ...]:
+    def centre(self, layer: str, index: Any) -> tuple[Optional[Number], ...]:
         """The centre of the union box of unit ``index`` of ``layer``, per axis."""
         return self._locate().centre(layer, index)
 

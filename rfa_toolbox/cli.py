@@ -91,12 +91,13 @@ def output_options(formats: tuple[str, ...], what: str, schema: str) -> Callable
     return decorate
 
 
-def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 10) -> Analysis:
+def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 10,
+              exact: bool = True) -> Analysis:
     """The analysis of the model the options name, with the model's prints on standard error
     and the steps on a spinner when standard error is a terminal."""
     with model_prints_to_stderr(), progress(sys.stderr.isatty()) as step:
         return analysis_of(options.pop("model"), options.pop("resolution"), suggestions=suggestions,
-                           limit=limit, on_step=step, **options)
+                           limit=limit, on_step=step, exact=exact, **options)
 
 
 def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -110,7 +111,7 @@ def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
 
 @cli.command("analyze", epilog=MODEL_HELP)
 @model_options
-@output_options(FORMATS, "report", "rfa-toolbox/report/v1")
+@output_options(FORMATS, "report", "rfa-toolbox/report/v2")
 @click.option("--fail-on", type=click.Choice(list(FAIL_ON)), default=None,
               help="Exit with code 1 when the model has unproductive layers (or, with"
                    " 'underutilized', unproductive or underutilized ones).")
@@ -123,6 +124,9 @@ def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
               help="When the model is not fully utilized, add verified edits that fix it.")
 @click.option("--render", "render_to", type=click.Path(dir_okay=False, path_type=Path), default=None,
               metavar="FILE", help="Also draw the highlighted diagram to FILE (.svg, .png, .pdf or .dot).")
+@click.option("--estimate", is_flag=True,
+              help="Where resampling makes receptive fields depend on the position, report the"
+                   " standard rules' estimate instead of the exact values computed position by position.")
 def analyze_command(**kwargs: Any) -> None:
     """Analyze MODEL at resolution R: r, max resolution, unproductive, underutilized and
     border layers."""
@@ -130,7 +134,7 @@ def analyze_command(**kwargs: Any) -> None:
         diagram_format(kwargs["render_to"])  # a bad name is said before any work
     if kwargs["output"] is not None:
         output_path(kwargs["output"])
-    analysis = _analysis(_model(kwargs), suggestions=kwargs["suggest"])
+    analysis = _analysis(_model(kwargs), suggestions=kwargs["suggest"], exact=not kwargs["estimate"])
     report, fmt, output = analysis.report, kwargs["fmt"], kwargs["output"]
     color = output is None and fmt == "table" and sys.stdout.isatty()
     text = format_report(report, fmt, kwargs["all_layers"], color=color, depth=kwargs["depth"],
@@ -139,6 +143,59 @@ def analyze_command(**kwargs: Any) -> None:
     if kwargs["render_to"] is not None:
         _draw(analysis, kwargs["render_to"], kwargs["depth"], "TB")
     _exit_for_findings(report, kwargs["fail_on"])
+
+
+def _positions(ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> list[tuple[int, ...]]:
+    """Unit indices or pixels: integers separated by commas, one per axis (or one for all)."""
+    out = []
+    for value in values:
+        try:
+            out.append(tuple(int(part) for part in value.split(",")))
+        except ValueError:
+            raise click.BadParameter(f"{printable(value)!r} is not integers separated by commas, such as 3,5",
+                                     ctx, param) from None
+    return out
+
+
+@cli.command("locate", epilog=MODEL_HELP)
+@model_options
+@click.option("--layer", "-l", "layers", multiple=True, metavar="NAME",
+              help="The layer to locate units of (repeatable). Default: the last layer with a finite"
+                   " receptive field, the input of a classifier's global pool.")
+@click.option("--at", "at", multiple=True, callback=_positions, metavar="I,J",
+              help="The unit to locate, one index per axis from 0, or one for every axis"
+                   " (repeatable). Default: the centre unit, n // 2 on each axis.")
+@click.option("--pixel", "pixels", multiple=True, callback=_positions, metavar="Y,X",
+              help="Also list the units of each layer whose box holds this input pixel (row,"
+                   " column; repeatable).")
+@click.option("--format", "-f", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True, help="table for people, json for programs (schema rfa-toolbox/locate/v1).")
+@click.option("--output", "-o", metavar="FILE", default=None,
+              help="Draw the boxes to this picture (.png, .svg, .pdf or .jpg): union dashed,"
+                   " smallest path solid, centre a cross. The table or JSON still goes to standard output.")
+@click.option("--image", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
+              help="Draw the boxes over this image, resized to the input resolution (default: a blank"
+                   " canvas). Needs --output.")
+def locate_command(**kwargs: Any) -> None:
+    """Where units of MODEL look at resolution R: for each unit, per axis, the input interval of
+    all its paths (union, reaching into the padding), of its smallest path, the pixels it really
+    reads (cut to the input), its centre, and the layer's effective stride (jump) and offset."""
+    from .where import format_located, locate
+
+    picture, image = kwargs.pop("output"), kwargs.pop("image")
+    if image is not None and picture is None:
+        raise click.UsageError("--image needs --output, the picture file to draw")
+    if picture is not None:
+        from .boxes_picture import picture_path
+
+        picture_path(picture)  # a bad name is said before any work
+    report = _analysis(_model(kwargs)).report
+    located = locate(report, kwargs["layers"], kwargs["at"], kwargs["pixels"])
+    write_output(format_located(located, kwargs["fmt"], terminal_width()), None)
+    if picture is not None:
+        from .boxes_picture import draw_located
+
+        click.echo(f"wrote {draw_located(located, picture, image)}", err=True)
 
 
 @cli.command("render", epilog=MODEL_HELP)

@@ -28,7 +28,7 @@ STATUS_STYLE = {Status.UNPRODUCTIVE: "bold red", Status.UNDERUTILIZED: "dark_ora
                 Status.BORDER: "yellow", Status.HEAD: "grey50", Status.OK: ""}
 
 #: Table columns dropped first when the table is wider than the terminal.
-OPTIONAL_COLUMNS = ("shape", "input r_min", "window", "op", "r_max")
+OPTIONAL_COLUMNS = ("offset", "jump", "shape", "input r_min", "window", "op", "r_max")
 WIDTH = 140  #: the width of a table that is not shown on a terminal
 
 
@@ -65,6 +65,11 @@ def _number(value: Any) -> str:
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.1f}"
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def geometry(values: tuple[Any, ...]) -> str:
+    """A per-axis jump or offset as text; empty where the field is infinite or not known."""
+    return "" if not values or any(v is None for v in values) else axes(values)
 
 
 def window(row: LayerResult) -> str:
@@ -137,15 +142,18 @@ def shown_rows(report: Report, all_layers: bool, depth: int | None = None) -> li
 def _cells(number: int, row: LayerResult) -> dict[str, str | Text]:
     return {"#": str(number), "layer": Text(printable(row.name)), "op": Text(printable(row.op)),
             "window": window(row), "r_min": axes(row.r_min), "r_max": axes(row.r_max),
-            "input r_min": axes(row.input_r_min),
+            "input r_min": axes(row.input_r_min), "jump": geometry(row.jump), "offset": geometry(row.offset),
             "status": Text(row.status, style=STATUS_STYLE.get(row.status, "")),
             "shape": "x".join(map(str, row.shape)) if row.shape else ""}
+
+
+_NUMBERS = ("#", "r_min", "r_max", "input r_min", "jump", "offset")
 
 
 def _table(columns: list[str], rows: list[dict[str, str | Text]]) -> Table:
     table = Table(show_lines=False, header_style="bold", pad_edge=False)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("#", "r_min", "r_max", "input r_min") else "left",
+        table.add_column(column, justify="right" if column in _NUMBERS else "left",
                          no_wrap=column != "layer", overflow="ellipsis", min_width=12 if column == "layer" else None)
     for cells in rows:
         table.add_row(*(cells[c] for c in columns))
@@ -164,7 +172,7 @@ def format_table(report: Report, all_layers: bool = False, width: int | None = N
         key, _, value = line.partition(": ")
         console.print(Text.assemble((key + ": ", "bold"), value))
     rows = [_cells(number, row) for number, row in enumerate(shown_rows(report, all_layers, depth), 1)]
-    columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "status"]
+    columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "jump", "offset", "status"]
     if any(cells["shape"] for cells in rows):
         columns.append("shape")
     for optional in OPTIONAL_COLUMNS:
@@ -187,12 +195,13 @@ def format_markdown(report: Report, all_layers: bool = False, depth: int | None 
     """The report as Markdown: a summary list, then a table of layers."""
     out = [f"# Receptive-field analysis: {md_text(report.model)}", ""]
     out += [f"- {md_text(line)}" for line in summary_lines(report)]
-    out += ["", "| # | layer | op | window | r_min | r_max | input r_min | status |",
-            "|---:|---|---|---|---:|---:|---:|---|"]
+    out += ["", "| # | layer | op | window | r_min | r_max | input r_min | jump | offset | status |",
+            "|---:|---|---|---|---:|---:|---:|---:|---:|---|"]
     for number, row in enumerate(shown_rows(report, all_layers, depth), 1):
         status = f"**{row.status}**" if row.is_finding else row.status
         out.append(f"| {number} | {md_code(row.name)} | {md_text(row.op)} | {window(row)} | {axes(row.r_min)} |"
-                   f" {axes(row.r_max)} | {axes(row.input_r_min)} | {status} |")
+                   f" {axes(row.r_max)} | {axes(row.input_r_min)} | {geometry(row.jump)} | {geometry(row.offset)} |"
+                   f" {status} |")
     if report.suggestions:
         out += ["", "## Suggestions", ""] + [md_text(line) for line in suggestion_lines(report.suggestions[:5])]
     return "\n".join(out) + "\n"

@@ -16,7 +16,8 @@ def module_key(row: LayerResult, depth: int) -> str:
 
 def group_rows(report: Report, depth: int) -> list[LayerResult]:
     """One row per module at ``depth`` (in order of first appearance): the smallest r_min, the
-    largest r_max, the worst status of its layers, and its most frequent computing op."""
+    largest r_max, the worst status of its layers, its most frequent computing op, and the jump
+    and offset of its last layer (its output)."""
     groups: dict[str, list[LayerResult]] = {}
     for row in report.layers:
         groups.setdefault(module_key(row, depth), []).append(row)
@@ -36,6 +37,6 @@ def group_rows(report: Report, depth: int) -> list[LayerResult]:
             r_min=fold_axes([r.r_min for r in rows], min), r_max=fold_axes([r.r_max for r in rows], max),
             input_r_min=fold_axes(inputs, min) if inputs else None,
             status=worst if finite else Status.HEAD, shape=rows[-1].shape,
-            computes=any(r.computes for r in rows),
+            computes=any(r.computes for r in rows), jump=rows[-1].jump, offset=rows[-1].offset,
         ))
     return out

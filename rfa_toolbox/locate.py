@@ -58,18 +58,18 @@ class Locator:
             self._tracks[layer] = exact_tracks(self.graph, self.sizes, keep={layer})[layer]
         return self._tracks[layer][axis]
 
-    def box(self, layer: str, index: Any) -> list[dict[str, Any]]:
+    def box(self, layer: str, index: Any) -> list[Optional[dict[str, Any]]]:
         """Per axis: ``union`` and ``smallest`` (the interval of all paths, and of the smallest
         path), unclipped (padding makes it reach beyond the input); ``union_clipped``, the
         first and last input pixel the unit actually reads (with positive weights, the extent of
         its input gradient); ``smallest_clipped``, the smallest box cut to the input (None when
         nothing is left). None on an axis where the unit sees everything."""
         node, where = self._node(layer), self._index(layer, index)
-        out: list[dict[str, Any]] = []
+        out: list[Optional[dict[str, Any]]] = []
         for axis, i in enumerate(where):
             a = node[axis]
             if not a.finite:
-                out.append(None)  # type: ignore[arg-type]
+                out.append(None)
                 continue
             track = self._track(layer, axis)
             reads: Optional[tuple[Number, Number]] = None
@@ -92,7 +92,7 @@ class Locator:
                         "smallest_clipped": _clip(smallest, n)})
         return out
 
-    def centre(self, layer: str, index: Any) -> tuple[Number, ...]:
+    def centre(self, layer: str, index: Any) -> tuple[Optional[Number], ...]:
         """The centre of the union box of the unit, per axis (None where infinite)."""
         return tuple(None if b is None else simplify(Fraction(b["union"][0] + b["union"][1], 2))
                      for b in self.box(layer, index))

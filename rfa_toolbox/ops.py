@@ -22,15 +22,16 @@ class OpInfo:
 
 
 _WINDOW = ("kernel", "stride", "dilation", "padding")
+_POOL = (*_WINDOW, "ceil_mode")
 _META = ("in_channels", "out_channels", "groups", "params", "shape", "module", "meta")
 
 OPS: dict[str, OpInfo] = {
     "input": OpInfo(Transfer.INPUT, False, (), "a network input"),
     "conv": OpInfo(Transfer.WINDOW, True, _WINDOW, "convolution (any kernel, grouped or depthwise)"),
-    "conv_transpose": OpInfo(Transfer.TRANSPOSED, True, _WINDOW, "transposed convolution"),
-    "max_pool": OpInfo(Transfer.WINDOW, True, _WINDOW, "max pooling"),
-    "avg_pool": OpInfo(Transfer.WINDOW, True, _WINDOW, "average pooling"),
-    "upsample": OpInfo(Transfer.UPSAMPLE, True, ("factor", "mode"), "upsampling by a factor"),
+    "conv_transpose": OpInfo(Transfer.TRANSPOSED, True, (*_WINDOW, "output_padding"), "transposed convolution"),
+    "max_pool": OpInfo(Transfer.WINDOW, True, _POOL, "max pooling"),
+    "avg_pool": OpInfo(Transfer.WINDOW, True, _POOL, "average pooling"),
+    "upsample": OpInfo(Transfer.UPSAMPLE, True, ("factor", "mode", "align_corners"), "upsampling by a factor"),
     "global_avg_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global average pooling"),
     "global_max_pool": OpInfo(Transfer.GLOBAL, True, ("axes",), "global max pooling"),
     "dense": OpInfo(Transfer.GLOBAL, True, ("axes",), "fully connected layer over all positions"),
@@ -49,11 +50,12 @@ OPS: dict[str, OpInfo] = {
     "norm": OpInfo(Transfer.NEUTRAL, False, (), "normalization (batch, layer, group)"),
     "batch_norm": OpInfo(Transfer.NEUTRAL, False, (), "batch normalization"),
     "dropout": OpInfo(Transfer.NEUTRAL, False, (), "dropout"),
-    "pad": OpInfo(Transfer.NEUTRAL, False, ("padding",), "padding (moves the positions; negative: a crop)"),
+    "pad": OpInfo(Transfer.NEUTRAL, False, ("padding", "pad_mode"), "padding (moves the positions; negative: a crop)"),
     "channel_shuffle": OpInfo(Transfer.NEUTRAL, False, (), "channel shuffle"),
 }
 
 UPSAMPLE_MODES = ("nearest", "area", "linear", "bilinear", "trilinear", "bicubic")
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
 
 
 def _given(params: dict[str, Any], key: str, default: Any) -> Any:
@@ -120,6 +122,45 @@ def paddings(value: Any, ndim: int, layer: str) -> tuple[tuple[int, ...], Option
         before.append(pair[0])
         after.append(pair[1])
     return tuple(before), (None if before == after else tuple(after))
+
+
+def _flag(params: dict[str, Any], key: str, layer: str) -> bool:
+    value = params[key]
+    if not isinstance(value, bool):
+        raise GraphError(f"layer {layer!r}: {key} must be true or false, got {shown(value)}")
+    return value
+
+
+def geometry_meta(params: dict[str, Any], fields: dict[str, Any], transfer: Transfer, ndim: int,
+                  layer: str) -> dict[str, Any]:
+    """The settings that move or size a layer's windows without changing its receptive field:
+    ``padding: same`` (TensorFlow's, resolved from the input size), ``ceil_mode`` of pools,
+    ``output_padding`` of transposed convs, ``align_corners`` of upsampling, ``pad_mode``."""
+    meta: dict[str, Any] = {}
+    if params.get("padding") == "same":
+        if transfer is not Transfer.WINDOW:
+            raise GraphError(f"layer {layer!r}: padding 'same' is for window layers")
+        meta["same"] = True
+    for key in ("ceil_mode", "align_corners"):
+        if params.get(key) is not None and _flag(params, key, layer):
+            meta[key] = True
+    if params.get("output_padding") is not None:
+        value = params["output_padding"]
+        extra = list(value) if isinstance(value, (list, tuple)) else [value] * ndim
+        limits = [max(s, d) for s, d in zip(fields["stride"], fields["dilation"])]
+        if len(extra) != ndim or not all(isinstance(e, int) and not isinstance(e, bool) and 0 <= e < limit
+                                         for e, limit in zip(extra, limits)):
+            raise GraphError(f"layer {layer!r}: output_padding must be integers from 0 to below the stride"
+                             f" (or dilation), one per axis, got {shown(value)}")
+        if any(extra):
+            meta["output_padding"] = tuple(extra)
+    mode = params.get("pad_mode")
+    if mode is not None:
+        if mode not in PAD_MODES:
+            raise GraphError(f"layer {layer!r}: pad_mode must be one of {', '.join(PAD_MODES)}, got {shown(mode)}")
+        if mode != "constant":
+            meta["pad_mode"] = mode
+    return meta
 
 
 def op_info(op: str, transfer: str | None = None, computes: bool | None = None) -> OpInfo:
@@ -199,13 +240,16 @@ def make_layer(name: str, op: str, ndim: int, transfer: str | None = None,
         fields["stride"] = per_axis(_given(params, "stride", default_stride), ndim, "stride", name,
                                     rational=True)
         fields["dilation"] = per_axis(_given(params, "dilation", 1), ndim, "dilation", name)
-    if params.get("padding") is not None and info.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED,
-                                                                Transfer.NEUTRAL):
+    geometry = geometry_meta(params, fields, info.transfer, ndim, name)
+    if params.get("padding") not in (None, "same") and info.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED,
+                                                                          Transfer.NEUTRAL):
         before, after = paddings(params["padding"], ndim, name)
         if any(before) or after is not None:
             fields["padding"] = before
             if after is not None:
-                fields["meta"] = {**fields.get("meta", {}), "padding_after": after}
+                geometry["padding_after"] = after
+    if geometry:
+        fields["meta"] = {**fields.get("meta", {}), **geometry}
     if info.transfer is Transfer.UPSAMPLE:
         fields["factor"] = per_axis(_given(params, "factor", 2), ndim, "factor", name, rational=True)
         mode = _given(params, "mode", "nearest")

@@ -7,7 +7,7 @@ Format (see docs/architecture-files.md)::
     ndim: 2                     # spatial axes, default 2
     layers:
       - {name: x, op: input}
-      - {name: c1, op: conv, kernel: 3, stride: 2}    # inputs default to the previous layer
+      - {name: c1, op: conv, kernel: 3, stride: 2, padding: 1}  # inputs: the previous layer
       - {name: c2, op: conv, kernel: [1, 7], dilation: 2}
       - {name: sum, op: add, inputs: [c1, c2]}
     outputs: [sum]              # default: the layers that feed nothing
@@ -32,7 +32,7 @@ SUFFIXES = (".yaml", ".yml", ".json")
 _TOP_KEYS = {"format", "name", "ndim", "layers", "outputs", "description"}
 _LAYER_KEYS = {"name", "op", "inputs", "transfer", "computes", "kernel", "stride", "dilation",
                "factor", "mode", "axes", "in_channels", "out_channels", "groups", "params",
-               "shape", "module"}
+               "shape", "module", "padding", "ceil_mode", "output_padding", "align_corners", "pad_mode"}
 
 
 def read_spec_file(path: str | Path) -> Any:
@@ -171,6 +171,7 @@ def _layer_entry(graph: Graph, layer: Layer, previous: str | None) -> dict[str, 
         entry.update(factor=_compact(layer.factor), mode=layer.mode)
     if layer.global_axes:
         entry["axes"] = list(layer.global_axes)
+    entry.update(_geometry_entry(layer))
     inputs = graph.predecessors(layer.name)
     if layer.transfer is not Transfer.INPUT and inputs != [previous]:
         entry["inputs"] = inputs
@@ -179,6 +180,26 @@ def _layer_entry(graph: Graph, layer: Layer, previous: str | None) -> dict[str, 
             entry[key] = getattr(layer, key)
     if layer.shape is not None:
         entry["shape"] = list(layer.shape)
+    return entry
+
+
+def _geometry_entry(layer: Layer) -> dict[str, Any]:
+    """padding (``same``, or before / [before, after] per axis), ceil_mode, output_padding,
+    align_corners and pad_mode, as the file writes them."""
+    meta, entry = layer.meta, dict[str, Any]()
+    after = meta.get("padding_after")
+    if meta.get("same"):
+        entry["padding"] = "same"
+    elif after is not None:
+        before = layer.padding or (0,) * len(after)
+        entry["padding"] = [[b, a] for b, a in zip(before, after)]
+    elif layer.padding:
+        entry["padding"] = _compact(layer.padding)
+    for key in ("ceil_mode", "align_corners", "pad_mode"):
+        if meta.get(key):
+            entry[key] = meta[key]
+    if meta.get("output_padding"):
+        entry["output_padding"] = _compact(tuple(meta["output_padding"]))
     return entry
 
 

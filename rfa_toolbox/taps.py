@@ -52,6 +52,17 @@ def _scale(layer: Layer, axis: int, n: int, m: int, align_corners: bool) -> np.f
     return np.float32(n / m)
 
 
+def _source(scale: np.float32, m: int, align_corners: bool) -> np.ndarray:
+    """The input coordinate of each of the m output units, in float32. Without align_corners,
+    scale * (o + 0.5) - 0.5 is rounded once, as the fused multiply-add that PyTorch's CPU
+    kernels (and TensorFlow's) compile to on current CPUs: a sample meant to fall on a unit can
+    land 1e-8 beside it and read a neighbour."""
+    out = np.arange(m)
+    if align_corners:
+        return scale * out.astype(np.float32)
+    return (np.float64(scale) * (out + 0.5) - 0.5).astype(np.float32)
+
+
 def _nearest(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     out = np.arange(m)
     if layer.op == "pixel_shuffle" or layer.meta.get("framework") == "keras":
@@ -72,12 +83,10 @@ def _nearest(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
 
 def _linear(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     align = bool(layer.meta.get("align_corners"))
-    out = np.arange(m).astype(np.float32)
     if m == n:
         index = np.arange(m)
         return index[:, None], np.ones((m, 1), dtype=bool)
-    scale = _scale(layer, axis, n, m, align)
-    source = scale * out if align else scale * (out + np.float32(0.5)) - np.float32(0.5)
+    source = _source(_scale(layer, axis, n, m, align), m, align)
     if clamp:
         source = np.maximum(source, 0)
     first = np.floor(source).astype(np.int64)
@@ -99,9 +108,7 @@ def _cubic_weight(x: np.ndarray, a: float) -> np.ndarray:
 
 def _cubic(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     align = bool(layer.meta.get("align_corners"))
-    out = np.arange(m).astype(np.float32)
-    scale = _scale(layer, axis, n, m, align)
-    source = scale * out if align else scale * (out + np.float32(0.5)) - np.float32(0.5)
+    source = _source(_scale(layer, axis, n, m, align), m, align)
     first = np.floor(source).astype(np.int64)
     t = (source - first).astype(np.float64)
     offsets = np.arange(-1, 3)

@@ -94,7 +94,7 @@ def test_non_square_resolution_gives_border_layers(rfa, chain):
 def test_markdown(rfa, chain):
     result = rfa("analyze", str(chain), "--res", "12", "--format", "markdown")
     assert result.returncode == 0
-    assert "| 5 | `c4` | conv | k3 s1 | 21 | 21 | 13 | **unproductive** |" in result.stdout
+    assert "| 5 | `c4` | conv | k3 s1 | 21 | 21 | 13 | 4 | 0 | **unproductive** |" in result.stdout
 
 
 def test_output_file(rfa, chain, tmp_path):

@@ -250,7 +250,7 @@ def test_names_are_data_in_every_format(rfa, tmp_path, name):
     escaped = name.replace("\n", "\\n").replace("\x1b", "\\x1b")
     assert escaped in table and "\x1b" not in table and "\x1b]8" not in table
     rows = [line for line in markdown.splitlines() if line.startswith("| 2 |")]
-    assert len(rows) == 1 and rows[0].count(" | ") == 7  # one row, eight cells: nothing forged
+    assert len(rows) == 1 and rows[0].count(" | ") == 9  # one row, ten cells: nothing forged
     structure = tmp_path / "s.json"
     structure.write_text(json.dumps({"structure": {name: 2, "other": 1}}))
     shown = rfa("structure", "show", str(structure)).stdout.splitlines()

@@ -115,6 +115,40 @@ def test_round_trip_in_memory():
     assert yaml.safe_load(yaml.safe_dump(data)) == data
 
 
+GEOMETRY = """\
+ndim: 2
+layers:
+  - {name: x, op: input}
+  - {name: pad, op: pad, padding: [[1, 0], [0, 2]], pad_mode: reflect}
+  - {name: same, op: conv, kernel: 3, stride: 2, padding: same}
+  - {name: pool, op: avg_pool, kernel: 2, padding: [1, 0], ceil_mode: true}
+  - {name: up, op: conv_transpose, kernel: 3, stride: 2, padding: 1, output_padding: [1, 0]}
+  - {name: lin, op: upsample, factor: 2, mode: bilinear, align_corners: true}
+"""
+
+
+def test_geometry_keys_round_trip_and_place_the_boxes():
+    graph = graph_from_spec(yaml.safe_load(GEOMETRY))
+    entries = {e["name"]: e for e in spec_from_graph(graph)["layers"]}
+    assert entries["pad"]["padding"] == [[1, 0], [0, 2]] and entries["pad"]["pad_mode"] == "reflect"
+    assert entries["same"]["padding"] == "same"
+    assert entries["pool"]["padding"] == [1, 0] and entries["pool"]["ceil_mode"] is True
+    assert entries["up"]["output_padding"] == [1, 0] and entries["up"]["padding"] == 1
+    assert entries["lin"]["align_corners"] is True
+    assert spec_from_graph(graph_from_spec(spec_from_graph(graph))) == spec_from_graph(graph)
+    report = analyze(graph, (9, 12))
+    # rows: pad 1 before (10 rows), "same" 3x3 stride 2 on 10: total (5-1)*2+3-10 = 1, 0 before:
+    # offset -1; columns: 14 wide, total (7-1)*2+3-14 = 1, 0 before: offset 0
+    assert report.layer("same").offset == (-1, 0)
+    # the pool pads a row before (jump 2): rows -1 - 2 = -3, columns 0
+    assert report.layer("pool").offset == (-3, 0)
+    # pool sizes: rows ceil((5+2-2)/2)+1 = 4, but (4-1)*2 = 6 >= 5+1: 3; columns ceil((7-2)/2)+1
+    # = 4, the last window starting at 6, inside
+    assert report.units("pool") == (3, 4)
+    # transposed, stride 2, padding 1, output_padding (1, 0): (n-1)*2 - 2 + 3 + (1, 0)
+    assert report.units("up") == (6, 7)
+
+
 @pytest.mark.parametrize("suffix", [".yaml", ".yml", ".json"])
 def test_save_and_load(tmp_path, suffix):
     g = rich_graph()
@@ -239,6 +273,15 @@ def test_unknown_keys():
     ({"name": "c", "op": "global_avg_pool", "axes": [2]}, ["'c'", "axes"]),
     ({"name": "c", "op": "conv", "kernel": 3, "inputs": ["nowhere"]}, ["nowhere"]),
     ({"name": "x", "op": "relu"}, ["duplicate", "'x'"]),
+    ({"name": "c", "op": "conv", "kernel": 3, "padding": "valid"}, ["'c'", "padding", "valid"]),
+    ({"name": "c", "op": "conv", "kernel": 3, "padding": [1, [0, 1, 2]]}, ["'c'", "padding"]),
+    ({"name": "c", "op": "conv_transpose", "kernel": 3, "padding": "same"}, ["'c'", "'same'", "window"]),
+    ({"name": "c", "op": "max_pool", "kernel": 2, "ceil_mode": "yes"}, ["'c'", "ceil_mode", "true or false"]),
+    ({"name": "c", "op": "conv", "kernel": 3, "ceil_mode": True}, ["'c'", "ceil_mode"]),
+    ({"name": "c", "op": "conv_transpose", "kernel": 3, "stride": 2, "output_padding": 2},
+     ["'c'", "output_padding", "below the stride"]),
+    ({"name": "c", "op": "upsample", "align_corners": 1}, ["'c'", "align_corners"]),
+    ({"name": "c", "op": "pad", "padding": 1, "pad_mode": "wrap"}, ["'c'", "pad_mode", "reflect"]),
 ])
 def test_invalid_layer_fields(entry, words):
     with pytest.raises(SpecError) as info:

@@ -106,7 +106,7 @@ def _support(model, x, position):
     return [(int(rows[0]), int(rows[-1])), (int(cols[0]), int(cols[-1]))] if len(rows) else None
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(layers=st.lists(blocks(), min_size=1, max_size=5), side=st.integers(14, 30), data=st.data())
 def test_every_sampled_unit_reads_exactly_its_union_box(layers, side, data):
     model = _positive(nn.Sequential(*layers))
