@@ -1,13 +1,16 @@
-"""Where the centre unit of the last spatial layer of real models looks, against its gradient.
+"""Where units of real models look, against their gradient: the centre unit of the last spatial
+layer of classifiers, and units of a U-Net's and a feature pyramid's outputs (resampling).
 
 The analysis runs on the model as users build it (weights=None). The measurement runs on a
-copy made linear and positive, in float64 (no activations or dropout, max pooling replaced by
-average pooling with the same window, convolution weights positive and scaled by their fan-in,
-batch norms the identity): then nothing cancels or underflows, and the input pixels with a
-non-zero gradient are exactly the pixels the unit reads. Their extent must equal the unit's
-union box clipped to the input (``union_clipped``), on both axes of a non-square input. The
-resolutions are chosen so the box lies inside the input (its offset and size both show),
-except for the models whose field is far larger than any input (marked ``clipped``).
+copy made linear and positive (no activations or dropout, max pooling replaced by average
+pooling with the same window, convolution weights positive and scaled by the square root of
+their fan-in, batch norms the identity), in float64 where nothing resamples (nothing cancels or
+underflows) and in float32 through bilinear upsampling, whose coordinates PyTorch computes in
+the input's precision as users run it. The input pixels with a non-zero gradient are exactly the
+pixels the unit reads; their extent must equal the unit's union box clipped to the input
+(``union_clipped``), on both axes of a non-square input. The resolutions are chosen so the box
+lies inside the input (its offset and size both show), except for the models whose field is
+far larger than any input (marked ``clipped``).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def _check(report, layer, centre, measured, name):
         assert [b["union"] for b in boxes] == measured, (name, boxes)
 
 
-def _torch_linear_positive(model):
+def _torch_linear_positive(model, dtype=torch.float64):
     for parent in list(model.modules()):
         for child_name, child in list(parent.named_children()):
             if isinstance(child, nn.MaxPool2d):
@@ -75,13 +78,13 @@ def _torch_linear_positive(model):
         for module in model.modules():
             if isinstance(module, nn.Conv2d):
                 weight = torch.rand(module.weight.shape, generator=generator) + 0.5
-                module.weight.copy_(weight / module.weight[0].numel())
+                module.weight.copy_(weight / module.weight[0].numel() ** 0.5)
                 if module.bias is not None:
                     module.bias.zero_()
             elif isinstance(module, nn.BatchNorm2d):
                 module.reset_parameters()
                 module.reset_running_stats()
-    return model.double().eval()
+    return model.to(dtype).eval()
 
 
 @pytest.mark.parametrize("name", sorted(TORCHVISION))
@@ -107,6 +110,58 @@ def test_torchvision_centre_unit_reads_its_box(name):
     centre = (features.shape[-2] // 2, features.shape[-1] // 2)
     (grad,) = torch.autograd.grad(features[0, :, centre[0], centre[1]].sum(), x)
     _check(report, layer, centre, _extent(grad[0].abs().sum(0).numpy()), name)
+
+
+def _measured_boxes(outputs, x, positions):
+    """Per position of ``outputs`` (N, C, H, W), the extent of its input gradient."""
+    boxes = []
+    for position in positions:
+        (grad,) = torch.autograd.grad(outputs[(0, slice(None), *position)].sum(), x, retain_graph=True)
+        boxes.append(_extent(grad[0].abs().sum(0).numpy()))
+    return boxes
+
+
+def _load_example(name):
+    import importlib.util
+
+    from conftest import EXAMPLES
+
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_unet_units_read_their_exact_boxes():
+    """examples/unet.py (bilinear x2, align_corners): boxes vary with the position (the field
+    of the head is 236 pixels at its widest, 230 by the standard rules)."""
+    model = _load_example("unet").UNet(width=2).eval()
+    res = (320, 352)
+    report = analyze(model, res)
+    assert report.exact and report.layer("head").r_max == (236, 236)
+    positions = [(0, 0), (160, 176), (161, 177), (150, 163), (130, 131), (300, 20), (319, 351)]
+    x = torch.rand(1, 3, *res, requires_grad=True)
+    outputs = _torch_linear_positive(model, torch.float32)(x)
+    measured = _measured_boxes(outputs, x, positions)
+    assert [[b["union_clipped"] for b in report.box("head", p)] for p in positions] == measured
+    assert measured[3] == [(34, 269), (50, 285)]  # 236 rows: the widest box, inside the input
+
+
+def test_feature_pyramid_units_read_their_exact_boxes():
+    """torchvision's ResNet-18 FPN backbone (nearest upsampling to the finer level's size):
+    units of P2 and P3 against their gradients."""
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    model = resnet_fpn_backbone(backbone_name="resnet18", weights=None, trainable_layers=5).eval()
+    res = (512, 544)
+    report = analyze(model, res)
+    x = torch.rand(1, 3, *res, dtype=torch.float64, requires_grad=True)
+    outputs = _torch_linear_positive(model)(x)
+    for key, layer, positions in (("0", "fpn.layer_blocks.0.0", [(5, 5), (67, 69)]),
+                                  ("1", "fpn.layer_blocks.1.0", [(35, 35)])):
+        measured = _measured_boxes(outputs[key], x, positions)
+        assert [[b["union_clipped"] for b in report.box(layer, p)] for p in positions] == measured, layer
+    assert report.box("fpn.layer_blocks.1.0", (35, 35))[0]["union"] == (39, 505)  # 467 wide, inside
 
 
 def _keras_linear_positive(model):
