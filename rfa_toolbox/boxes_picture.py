@@ -128,7 +128,7 @@ def _draw_2d(located: Located, resolution: tuple[int, ...], pixels: Any) -> Any:
         ax.imshow(pixels, interpolation="nearest")
     ax.add_patch(Rectangle((-0.5, -0.5), cols, rows, facecolor="none" if pixels is not None else "#eeeeee",
                            edgecolor="black", lw=1))
-    ax.annotate(f"input {rows}x{cols}", (-0.5, rows - 0.5), xytext=(2, 2), textcoords="offset points",
+    ax.annotate(f"input {rows}x{cols}", (-0.5, -0.5), xytext=(2, 2), textcoords="offset points",
                 fontsize=8, va="bottom")
     xs, ys, handles = [-0.5, cols - 0.5], [-0.5, rows - 0.5], []
     for number, unit in enumerate(located.units):

@@ -92,8 +92,12 @@ def locate(report: Report, layers: Sequence[str] = (), at: Sequence[tuple[int, .
         sizes = report.units(name)
         for index in at or [_centre_unit(name, sizes)]:
             index = tuple(index) * len(sizes) if len(index) == 1 else tuple(index)
-            units.append(Unit(name, tuple(index), sizes, row.jump, row.offset,
-                              report.box(name, index), report.centre(name, index)))
+            try:
+                box = report.box(name, index)
+            except GraphError as exc:
+                hint = "; every unit asked for is located in every layer named" if len(names) > 1 else ""
+                raise GraphError(f"{exc}{hint}") from None
+            units.append(Unit(name, index, sizes, row.jump, row.offset, box, report.centre(name, index)))
     pixels = [tuple(p) * len(report.resolution) if len(p) == 1 else tuple(p) for p in pixels]
     for position in pixels:
         if len(position) != len(report.resolution):

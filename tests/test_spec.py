@@ -409,3 +409,19 @@ def test_random_graphs_round_trip(nodes):
     assert analyze(g, "33x17").to_dict() == analyze(g2, "33x17").to_dict()
     g3 = graph_from_spec(json.loads(json.dumps(data)))
     assert spec_from_graph(g3) == data
+
+
+def test_the_documented_vocabulary_is_the_real_one():
+    """docs/architecture-files.md lists every op with its transfer, computes and parameters."""
+    from rfa_toolbox.graph import Transfer
+    from rfa_toolbox.ops import OPS
+
+    from conftest import ROOT
+
+    rows = {}
+    for line in (ROOT / "docs" / "architecture-files.md").read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[1] in {t.value for t in Transfer}:
+            params = () if cells[3] == "–" else tuple(p.strip(" `") for p in cells[3].split(","))
+            rows[cells[0].strip("`")] = (cells[1], cells[2] == "yes", params)
+    assert rows == {op: (info.transfer.value, info.computes, info.params) for op, info in OPS.items()}
