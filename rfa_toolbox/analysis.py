@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from .errors import GraphError, shown
 from .graph import Graph, Layer, Number, TextEnum, plain
-from .receptive_field import NodeRF, propagate
+from .receptive_field import NodeRF, propagate, without_gc
 
 if TYPE_CHECKING:
     from .edits import Suggestion
@@ -159,6 +159,7 @@ class Report:
                 return row
         raise GraphError(f"the report has no layer {shown(name)}")
 
+    @without_gc  # 100k rows allocate 100k dicts and lists, and free none of them
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data following the ``rfa-toolbox/report/v2`` schema (v1's
         fields, same meaning; per layer also jump, offset, centre, aligned, and the standard
@@ -181,6 +182,7 @@ class Report:
                if self.suggestions is not None else {}),
         }
 
+    @without_gc
     def to_json(self, indent: int | None = 2) -> str:
         """The report as JSON text (see `to_dict`): indented, with one layer per line (so
         that large reports are written fast and read well in a diff)."""
@@ -237,7 +239,7 @@ class Analysis:
 
 def for_display(values: Iterable[Number | None]) -> PerAxis:
     """Exact per-axis values as plain numbers for display and JSON (None stays None)."""
-    return tuple(None if v is None else plain(v) for v in values)
+    return tuple([v if v is None or type(v) is int else plain(v) for v in values])
 
 
 def fold_axes(values: Sequence[Sequence[Any]], pick: Callable[[list[Any]], Any],

@@ -22,9 +22,20 @@ class Locator:
     """Answers where units look, for one analyzed graph at one resolution."""
 
     def __init__(self, graph: Graph, rf: dict[str, NodeRF], resolution: tuple[int, ...],
-                 sizes: dict[str, Sizes], exact: bool):
-        self.graph, self.rf, self.resolution, self.sizes, self.exact = graph, rf, resolution, sizes, exact
+                 sizes: Optional[dict[str, Sizes]], exact: bool):
+        self.graph, self.rf, self.resolution, self.exact = graph, rf, resolution, exact
+        self._sizes = sizes
         self._tracks: dict[str, Any] = {}
+
+    @property
+    def sizes(self) -> dict[str, Sizes]:
+        """The units of every node per axis (computed at the first question when the analysis
+        did not need them)."""
+        if self._sizes is None:
+            from .sizes import spatial_sizes
+
+            self._sizes = spatial_sizes(self.graph, self.resolution)[0]
+        return self._sizes
 
     def _node(self, layer: str) -> NodeRF:
         if layer not in self.rf:

@@ -7,8 +7,8 @@ enumerating paths, each node keeps per axis the Pareto-minimal paths (no other h
 j smaller or equal), the Pareto-maximal finite paths, and a flag for infinite paths. All
 transfers are monotone in (r, j), so dominated paths can never become extreme later and
 r_min / r_max are exact. For where units look, each node also keeps its *spans*: per jump, the
-interval unit 0 covers over all paths with that jump, and their common centre (or None when
-the paths of that jump are centred differently).
+interval unit 0 covers over all paths with that jump, and twice their common centre (an
+integer wherever the strides are: or None when the paths of that jump are centred differently).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from .graph import Graph, Layer, Number, Transfer, simplify
 
 Path = tuple[Number, Number, Number]  #: (r, j, offset) of a path
 Pair = Path  #: kept for readers of older code: paths were (r, j) pairs
-Span = tuple[Number, Number, Number, Optional[Number]]  #: (j, lo of unit 0, hi of unit 0, centre)
+Span = tuple[Number, Number, Number, Optional[Number]]  #: (j, lo of unit 0, hi of unit 0, 2 * centre)
 
 
 class AxisRF:
@@ -149,10 +149,15 @@ def _map(paths: tuple[Path, ...], c: Number, m: Number, t: Number) -> list[Path]
 
 def _map_spans(spans: tuple[Span, ...], c: Number, m: Number, t: Number) -> tuple[Span, ...]:
     out = []
-    for j, lo, hi, centre in spans:
+    exact_ints = type(m) is int and type(c) is int and type(t) is int
+    for j, lo, hi, twice in spans:
+        if exact_ints and type(j) is int and type(lo) is int and type(hi) is int:
+            shift = t * j
+            out.append((j * m, lo + shift, hi + shift + c * j, None if twice is None else twice + 2 * shift + c * j))
+            continue
         shift = simplify(t * j)
         out.append((simplify(j * m), simplify(lo + shift), simplify(hi + shift + c * j),
-                    None if centre is None else simplify(centre + shift + Fraction(c * j, 2))))
+                    None if twice is None else simplify(twice + 2 * shift + c * j)))
     return tuple(out)
 
 
@@ -201,8 +206,8 @@ def _too_large(s: AxisRF) -> bool:
     """Does any extreme size or jump of ``s`` exceed `LIMIT` (or need a larger denominator)?"""
     for paths in (s.mins, s.maxs):
         if paths:
-            for v in (paths[0][0], paths[0][1], paths[0][2], paths[-1][0], paths[-1][1], paths[-1][2]):
-                if v > LIMIT or v < -LIMIT or (isinstance(v, Fraction) and v.denominator > LIMIT):
+            for v in (paths[0][0], paths[0][1], paths[-1][0], paths[-1][1]):  # r and j bound offsets too
+                if v > LIMIT or v < -LIMIT or (type(v) is not int and v.denominator > LIMIT):
                     return True
     return False
 
