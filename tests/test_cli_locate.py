@@ -144,3 +144,17 @@ def test_bad_images_and_dimensions(rfa, net, tmp_path):
     assert_one_line_error(rfa("locate", str(video), "--res", "8", "-o", out), "1-D and 2-D", "--format json")
     data = _json(rfa, str(video), "--res", "8")  # 3-D boxes are fine as text
     assert data["units"][0]["boxes"][2]["union"] == [3, 5]
+
+
+def test_hostile_names_in_the_picture(rfa, tmp_path):
+    """Names are data: mathtext dollars, markup and braces reach the legend as plain text."""
+    pytest.importorskip("matplotlib")
+    name = "c$1_{x}^$[b]"
+    spec = tmp_path / "odd.yaml"
+    spec.write_text("name: 'odd$model'\nlayers:\n  - {name: x, op: input}\n"
+                    f"  - {{name: '{name}', op: conv, kernel: 3, stride: 2, padding: 1}}\n")
+    out = tmp_path / "odd.svg"
+    result = rfa("locate", str(spec), "--res", "16", "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "c$1_{x}^$[b]" in out.read_text()  # drawn as text, not typeset
