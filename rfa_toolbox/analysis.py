@@ -13,6 +13,7 @@ from .receptive_field import NodeRF, propagate, without_gc
 
 if TYPE_CHECKING:
     from .edits import Suggestion
+    from .levels import OutputField
     from .locate import Locator
 
 SCHEMA = "rfa-toolbox/report/v2"
@@ -128,6 +129,14 @@ class Report:
         """The number of units of ``layer`` per axis at this resolution (None where unknown)."""
         return self._locate().units(layer)
 
+    def outputs(self) -> list[OutputField]:
+        """Every output of the model (pyramid levels, heads, dict keys, list items) with its
+        stride, r_min, r_max, the box of its centre unit and, for detectors, its level's
+        largest anchor and whether r_max covers it (see `rfa_toolbox.levels`)."""
+        from .levels import output_fields
+
+        return output_fields(self)
+
     def names(self, status: Status) -> list[str]:
         """Names of the layers with ``status``, in topological order."""
         return [row.name for row in self.layers if row.status == status]
@@ -163,7 +172,7 @@ class Report:
     def to_dict(self) -> dict[str, Any]:
         """The report as plain data following the ``rfa-toolbox/report/v2`` schema (v1's
         fields, same meaning; per layer also jump, offset, centre, aligned, and the standard
-        estimate where the values are exact)."""
+        estimate where the values are exact; per output of the model, see `outputs`)."""
         return {
             "schema": SCHEMA,
             "model": self.model,
@@ -173,6 +182,7 @@ class Report:
             "fully_utilized": self.fully_utilized,
             "exact": self.exact,
             "layers": [_row_dict(row, self.exact) for row in self.layers],
+            "outputs": [f.to_dict() for f in self.outputs()] if self.locator is not None else [],
             "unproductive": self.unproductive,
             "underutilized": self.underutilized,
             "border": self.border,
@@ -184,23 +194,29 @@ class Report:
 
     @without_gc
     def to_json(self, indent: int | None = 2) -> str:
-        """The report as JSON text (see `to_dict`): indented, with one layer per line (so
-        that large reports are written fast and read well in a diff)."""
+        """The report as JSON text (see `to_dict`): indented, with one layer (and one output)
+        per line (so that large reports are written fast and read well in a diff)."""
         data = self.to_dict()
         if indent is None:
             return json.dumps(data)
-        rows = data["layers"]
-        data["layers"] = _LAYERS
+        items = {key: data[key] for key in _ONE_PER_LINE}
+        for key in _ONE_PER_LINE:
+            data[key] = _ONE_PER_LINE[key]
         text = json.dumps(data, indent=indent)
-        if text.count(json.dumps(_LAYERS)) != 1:  # a name that is the placeholder itself
-            data["layers"] = rows
+        if any(text.count(json.dumps(mark)) != 1 for mark in _ONE_PER_LINE.values()):
+            data.update(items)  # a name that is a placeholder itself
             return json.dumps(data, indent=indent)
         pad = " " * indent
-        listed = ("[\n" + ",\n".join(pad * 2 + json.dumps(row) for row in rows) + "\n" + pad + "]") if rows else "[]"
-        return text.replace(json.dumps(_LAYERS), listed, 1)
+        for key, mark in _ONE_PER_LINE.items():
+            rows = items[key]
+            lines = ",\n".join(pad * 2 + json.dumps(row) for row in rows)
+            listed = f"[\n{lines}\n{pad}]" if rows else "[]"
+            text = text.replace(json.dumps(mark), listed, 1)
+        return text
 
 
-_LAYERS = "\x00layers\x00"  #: where the layers go in `Report.to_json`
+#: The lists `Report.to_json` writes one item per line, and their placeholders.
+_ONE_PER_LINE = {"layers": "\x00layers\x00", "outputs": "\x00outputs\x00"}
 
 
 def _row_dict(row: LayerResult, exact: bool) -> dict[str, Any]:

@@ -27,13 +27,15 @@ from .sizes import spatial_sizes
 Exact = dict[str, tuple[Optional[tuple[Number, Number, Number, Number, bool]], ...]]
 
 
-def _exact_values(graph: Graph, sizes: dict[str, Any]) -> Exact:
+def _exact_values(graph: Graph, sizes: dict[str, Any]) -> tuple[Exact, dict[str, Any]]:
     """Per node and axis: (r_min, r_max, offset, centre, aligned) computed position by
-    position; None where infinite or where the sizes are unknown."""
+    position (None where infinite or where the sizes are unknown); and the arrays of the
+    outputs, kept for questions about their units."""
     from .positions import exact_tracks
 
     out: Exact = {}
-    for name, tracks in exact_tracks(graph, sizes, keep=None).items():
+    every = exact_tracks(graph, sizes, keep=None)
+    for name, tracks in every.items():
         values: list[Optional[tuple[Number, Number, Number, Number, bool]]] = []
         for track in tracks:
             if track is None:
@@ -43,7 +45,7 @@ def _exact_values(graph: Graph, sizes: dict[str, Any]) -> Exact:
             centre = simplify(Fraction(int(lo[0]) + int(hi[0]), 2))
             values.append((track.r_min, track.r_max, int(lo[0]), centre, track.aligned))
         out[name] = tuple(values)
-    return out
+    return out, {name: every[name] for name in graph.output_nodes if name in every}
 
 
 _NO_GEOMETRY = (None, None, None, None)
@@ -108,7 +110,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
             for layer in resolved.values():
                 graph.replace(layer)
     rf = propagate(graph)
-    exact_values = _exact_values(graph, sizes) if use_exact and sizes is not None else {}
+    exact_values, output_tracks = _exact_values(graph, sizes) if use_exact and sizes is not None else ({}, {})
     # A node's sets are shared with every node that leaves them unchanged (norms, activations,
     # 1x1 convs, single-input merges): describe each distinct one once, keyed by id (rf keeps
     # them alive), unless exact values (per node) replace them.
@@ -144,7 +146,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
     infos = list(seen.values())
     exact_r = fold_axes([info[0] for info in infos], max, graph.ndim)
     max_resolution = for_display(fold_axes([info[1] for info in infos], max, graph.ndim))
-    notes = []
+    notes = list(graph.notes)
     if resampling:
         shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
         notes.append((RESAMPLING_NOTE if use_exact else ESTIMATE_NOTE).format(layers=shown))
@@ -153,7 +155,7 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
         fully_utilized=fully_utilized(exact_r, res), layers=rows, unknown_ops=list(graph.unknown_ops),
         notes=notes, exact=use_exact, context_layers=_context_layers(graph, rf),
     )
-    report.locator = Locator(graph, rf, res, sizes, use_exact)
+    report.locator = Locator(graph, rf, res, sizes, use_exact, output_tracks)
     return Analysis(graph, rf, report)
 
 

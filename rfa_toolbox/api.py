@@ -16,7 +16,7 @@ from .timeouts import time_limit
 from .verify import rank_suggestions
 
 #: The keyword options of `analyze` and friends (see `analyze`).
-OPTIONS = ("input_shape", "strict", "allow_unknown", "structure", "handlers", "timeout")
+OPTIONS = ("input_shape", "strict", "allow_unknown", "structure", "handlers", "timeout", "module")
 
 
 def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggestions: bool = False,
@@ -40,14 +40,28 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     step(f"{'building and tracing' if names_framework_model(model) else 'reading'} {model_name(model, None)}")
     with time_limit(timeout, f"reading and tracing {model_name(model, None)}"):
         graph = load_graph(model, resolution=res, **options)
+    name = model_name(model, graph)
+    if options.get("module") is not None:
+        name, res = _submodule_input(graph, name, options["module"], res)
     step(f"analyzing {len(graph):,} layers")
-    analysis = analyze_graph(graph, res, model=model_name(model, graph), exact=exact)
+    analysis = analyze_graph(graph, res, model=name, exact=exact)
     if suggestions:
         step("verifying suggestions")
         notes = list(analysis.report.notes)
         found = rank_suggestions(analysis, limit, notes=notes)
         analysis = replace(analysis, report=replace(analysis.report, suggestions=found, notes=notes))
     return analysis
+
+
+def _submodule_input(graph: Any, name: str, module: str, res: Any) -> tuple[str, Any]:
+    """The name and resolution of an analysis of a submodule: the size its input has when the
+    model runs at ``res`` (a detector resizes and pads, a model may crop), said in a note."""
+    shape = graph[graph.inputs[0]].shape
+    seen = tuple(shape[-graph.ndim:]) if shape and len(shape) > graph.ndim else res
+    if seen != res:
+        graph.notes.append(f"at --res {'x'.join(map(str, res))} the model gives --module {module} an input"
+                           f" of {'x'.join(map(str, seen))}: the analysis is at that size")
+    return f"{name} --module {module}", seen
 
 
 def _check_options(options: dict[str, Any]) -> None:

@@ -54,14 +54,17 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) ->
 
 
 def model_options(fn: F) -> F:
-    """MODEL, --res, --input-shape, --strict, --allow-unknown, --structure and --timeout: how to
-    read the model."""
+    """MODEL, --res, --input-shape, --strict, --allow-unknown, --module, --structure and --timeout:
+    how to read the model."""
     fn = click.option("--timeout", type=float, default=None, metavar="SECONDS", callback=_seconds,
                       help="Give up building and tracing the model after this many seconds.")(fn)
     fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
                       metavar="FILE",
                       help="A dilation-search structure file (rfsearch / mmcv JSON) to apply to a"
                            " PyTorch model before analysing it.")(fn)
+    fn = click.option("--module", metavar="PATH", default=None,
+                      help="Analyze this submodule of a PyTorch model (such as backbone or"
+                           " backbone.body), traced on the inputs the model gives it.")(fn)
     fn = click.option("--allow-unknown", is_flag=True,
                       help="Treat ops without a handler as neutral even when they change the"
                            " spatial shape.")(fn)
@@ -102,7 +105,7 @@ def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 1
 
 def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
     """The model options of a command's arguments (removed from ``kwargs``)."""
-    names = ("model", "resolution", "input_shape", "strict", "allow_unknown", "structure", "timeout")
+    names = ("model", "resolution", "input_shape", "strict", "allow_unknown", "structure", "timeout", "module")
     options = {name: kwargs.pop(name) for name in names}
     if options["strict"] and options["allow_unknown"]:
         raise click.UsageError("--strict and --allow-unknown contradict each other: give one of them")

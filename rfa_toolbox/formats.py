@@ -19,6 +19,7 @@ from rich.text import Text
 
 from .analysis import LayerResult, Report, Status
 from .grouping import group_rows
+from .levels import OutputField
 
 if TYPE_CHECKING:
     from .edits import Suggestion
@@ -147,7 +148,28 @@ def _cells(number: int, row: LayerResult) -> dict[str, str | Text]:
             "shape": "x".join(map(str, row.shape)) if row.shape else ""}
 
 
-_NUMBERS = ("#", "r_min", "r_max", "input r_min", "jump", "offset")
+_NUMBERS = ("#", "r_min", "r_max", "input r_min", "jump", "offset", "stride", "largest anchor")
+
+def output_columns(fields: list[OutputField]) -> list[str]:
+    """The columns of the outputs table (the anchor columns only for detectors)."""
+    anchors = ["largest anchor", "covers"] if any(f.anchor is not None for f in fields) else []
+    return ["output", "layer", "stride", "r_min", "r_max", "centre unit's box", *anchors]
+
+
+def shows_outputs(fields: list[OutputField]) -> bool:
+    """Tables list the outputs when there are several, or anchors to compare with."""
+    return len(fields) > 1 or any(f.anchor is not None for f in fields)
+
+
+def output_cells(field: OutputField) -> dict[str, str | Text]:
+    """One output as table cells (the box per axis as ``first..last``)."""
+    box = ", ".join(f"{_number(b[0])}..{_number(b[1])}" if b is not None else "all" for b in field.centre_box)
+    covers = "" if field.covers is None else "yes" if field.covers else "no"
+    return {"output": Text(printable(field.label)), "layer": Text(printable(field.layer)),
+            "stride": geometry(field.stride), "r_min": axes(field.r_min), "r_max": axes(field.r_max),
+            "centre unit's box": box, "largest anchor": "" if field.anchor is None else axes(
+                tuple(round(a, 1) for a in field.anchor)),
+            "covers": Text(covers, style="" if field.covers is not False else "bold red")}
 
 
 def _table(columns: list[str], rows: list[dict[str, str | Text]]) -> Table:
@@ -184,6 +206,10 @@ def format_table(report: Report, all_layers: bool = False, width: int | None = N
     for column in table.columns:  # what is left too wide is cut, never wrapped
         column.no_wrap = True
     console.print(table)
+    fields = report.outputs() if report.locator is not None else []
+    if shows_outputs(fields):
+        console.print(Text("outputs:", style="bold"))
+        console.print(_table(output_columns(fields), [output_cells(f) for f in fields]))
     if report.suggestions:
         console.print(Text("suggestions (each verified by analyzing the edited graph):", style="bold"))
         for line in suggestion_lines(report.suggestions[:5]):
@@ -202,6 +228,14 @@ def format_markdown(report: Report, all_layers: bool = False, depth: int | None 
         out.append(f"| {number} | {md_code(row.name)} | {md_text(row.op)} | {window(row)} | {axes(row.r_min)} |"
                    f" {axes(row.r_max)} | {axes(row.input_r_min)} | {geometry(row.jump)} | {geometry(row.offset)} |"
                    f" {status} |")
+    fields = report.outputs() if report.locator is not None else []
+    if shows_outputs(fields):
+        columns = output_columns(fields)
+        out += ["", "## Outputs", "", "| " + " | ".join(columns) + " |",
+                "|" + "|".join("---:" if c in _NUMBERS else "---" for c in columns) + "|"]
+        for cells in map(output_cells, fields):
+            out.append("| " + " | ".join(md_code(str(cells[c])) if c in ("output", "layer") else md_text(str(cells[c]))
+                                         for c in columns) + " |")
     if report.suggestions:
         out += ["", "## Suggestions", ""] + [md_text(line) for line in suggestion_lines(report.suggestions[:5])]
     return "\n".join(out) + "\n"

@@ -147,7 +147,14 @@ class Graph:
         self.name = name
         self.nx = nx.DiGraph()
         self.outputs: list[str] = []
+        #: names of outputs as the model returns them (``P3/cls_logits``, a dict key, a list
+        #: index), by output node; outputs without one are known by their node's name
+        self.output_labels: dict[str, str] = {}
+        #: per pyramid level (``P3``), the sizes of the anchors (or the largest objects) the
+        #: model assigns to it, one tuple per anchor with an extent per axis, in input pixels
+        self.anchors: dict[str, list[tuple[float, ...]]] = {}
         self.unknown_ops: list[str] = []
+        self.notes: list[str] = []  #: what the encoder wants the report to say (parts left out)
         self._layers: dict[str, Layer] = {}
         self._index: dict[str, int] = {}
         self._in_order = True
@@ -203,13 +210,20 @@ class Graph:
             position = self.outputs.index(name)
             kept = [s for s in sources if s not in self.outputs]
             self.outputs[position:position + 1] = kept
+            if name in self.output_labels:
+                label = self.output_labels.pop(name)
+                for source in kept:
+                    self.output_labels.setdefault(source, label)
 
     def copy(self) -> Graph:
         """An independent copy (layers are immutable and shared)."""
         other = Graph(self.ndim, self.name)
         other.nx = self.nx.copy()
         other.outputs = list(self.outputs)
+        other.output_labels = dict(self.output_labels)
+        other.anchors = dict(self.anchors)
         other.unknown_ops = list(self.unknown_ops)
+        other.notes = list(self.notes)
         other._layers = dict(self._layers)
         other._index = dict(self._index)
         other._in_order = self._in_order

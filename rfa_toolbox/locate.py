@@ -22,10 +22,10 @@ class Locator:
     """Answers where units look, for one analyzed graph at one resolution."""
 
     def __init__(self, graph: Graph, rf: dict[str, NodeRF], resolution: tuple[int, ...],
-                 sizes: Optional[dict[str, Sizes]], exact: bool):
+                 sizes: Optional[dict[str, Sizes]], exact: bool, tracks: Optional[dict[str, Any]] = None):
         self.graph, self.rf, self.resolution, self.exact = graph, rf, resolution, exact
         self._sizes = sizes
-        self._tracks: dict[str, Any] = {}
+        self._tracks: dict[str, Any] = dict(tracks or {})  #: exact arrays per layer, once computed
 
     @property
     def sizes(self) -> dict[str, Sizes]:
@@ -92,8 +92,7 @@ class Locator:
                 if track.reads_lo[i] >= 0:
                     reads = (int(track.reads_lo[i]), int(track.reads_hi[i]))
             else:
-                union = (min(simplify(s[1] + i * s[0]) for s in a.spans),
-                         max(simplify(s[2] + i * s[0]) for s in a.spans))
+                union = _affine_union(a, i)
                 r, j, off = a.mins[0]
                 start = simplify(off + i * j)
                 smallest = (start, simplify(start + r - 1))
@@ -101,6 +100,21 @@ class Locator:
             out.append({"union": union, "smallest": smallest,
                         "union_clipped": reads if track is not None else _clip(union, n),
                         "smallest_clipped": _clip(smallest, n)})
+        return out
+
+    def union(self, layer: str, index: Any) -> list[Optional[tuple[Number, Number]]]:
+        """Per axis, the union box of unit ``index`` (unclipped; None where infinite), without
+        a pass over the graph unless the values are position dependent."""
+        node, where = self._node(layer), self._index(layer, index)
+        out: list[Optional[tuple[Number, Number]]] = []
+        for axis, i in enumerate(where):
+            a = node[axis]
+            track = self._track(layer, axis) if a.finite and (self.exact or layer in self._tracks) else None
+            if track is not None:
+                lo, hi = track.union()
+                out.append((int(lo[i]), int(hi[i])))
+            else:
+                out.append(_affine_union(a, i) if a.finite else None)
         return out
 
     def centre(self, layer: str, index: Any) -> tuple[Optional[Number], ...]:
@@ -131,6 +145,11 @@ class Locator:
             first, last = max(first, 0), last if n is None else min(last, n - 1)
             out.append((first, last) if first <= last else None)
         return out
+
+
+def _affine_union(a: Any, i: int) -> tuple[Number, Number]:
+    """Unit i's union box from the spans of an axis (exact where nothing resamples)."""
+    return (min(simplify(s[1] + i * s[0]) for s in a.spans), max(simplify(s[2] + i * s[0]) for s in a.spans))
 
 
 def _clip(box: tuple[Number, Number], n: int) -> Optional[tuple[Number, Number]]:

@@ -19,7 +19,7 @@ import graphviz
 from .analysis import Analysis, LayerResult, Report, Status
 from .errors import RFAError
 from .files import reason
-from .formats import axes, window
+from .formats import axes, geometry, output_cells, printable, shows_outputs, window
 from .graph import Graph, Transfer
 from .grouping import group_rows, module_key
 
@@ -289,7 +289,29 @@ def render_analysis(analysis: Analysis, depth: int | None = None, rankdir: str =
         diagram.node(ids[key], **_node_attrs(items[key], graph, absorbed.get(key, []), depth))
     for a, b in edges:
         diagram.edge(ids[a], ids[b])
+    _draw_outputs(diagram, report, items, rep, ids)
     return diagram
+
+
+def _draw_outputs(diagram: graphviz.Digraph, report: Report, items: dict[str, _Item],
+                  rep: dict[str, str], ids: dict[str, str]) -> None:
+    """With several outputs (pyramid levels, heads), one extra node per output below the node
+    that makes it, naming it with its stride and receptive field."""
+
+    fields = report.outputs() if report.locator is not None else []
+    if not shows_outputs(fields):
+        return
+    owner = {name: key for key, item in items.items() for name in item.members}
+    for number, out in enumerate(fields):
+        lines = [f"<B>{_text(printable(out.label))}</B>", f"stride {geometry(out.stride) or '-'}",
+                 f"r {axes(out.r_min)} .. {axes(out.r_max)}"]
+        if out.anchor is not None:
+            cover = str(output_cells(out)["covers"])
+            lines.append(_text(f"largest anchor {axes(tuple(round(a) for a in out.anchor))}: covered {cover}"))
+        node = f"out{number}"
+        diagram.node(node, label="<" + "<BR/>".join(lines) + ">", shape="note", fillcolor="#ffffff",
+                     fontsize="9", id=f"output-{number}", **{"class": "output"})
+        diagram.edge(ids[rep[owner[out.layer]]], node, style="dashed", arrowhead="none")
 
 
 def diagram_format(path: str | Path) -> str | None:

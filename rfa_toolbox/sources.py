@@ -24,21 +24,23 @@ TORCH_PREFIXES = ("torchvision:", "timm:")
 
 def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None,
                strict: bool = False, allow_unknown: bool = False, structure: Any = None,
-               handlers: Mapping[str, Any] | None = None) -> Graph:
+               handlers: Mapping[str, Any] | None = None, module: str | None = None) -> Graph:
     """The graph of ``model`` (see `ModelLike`); framework models are traced at ``resolution``
     (or ``input_shape``, the full shape without batch such as ``3x224x224``). ``structure``
     (a dilation-search structure file or dict) is applied to a PyTorch model first;
-    ``handlers`` (op kinds or Keras layer classes to handlers) apply to this call only."""
+    ``handlers`` (op kinds or Keras layer classes to handlers) apply to this call only;
+    ``module`` (a submodule path such as ``backbone``) analyzes that part of a PyTorch model."""
     torch_model = _names_torch_model(model)
-    if structure is not None and not torch_model:
-        raise RFAError("--structure applies to PyTorch models (a model file, torchvision: or timm:)")
+    for option, value in (("--structure", structure), ("--module", module)):
+        if value is not None and not torch_model:
+            raise RFAError(f"{option} applies to PyTorch models (a model file, torchvision: or timm:)")
     if isinstance(model, Graph):
         return model
     if isinstance(model, dict):
         return graph_from_spec(model)
     if torch_model:
         return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure,
-                            handlers)
+                            handlers, module)
     if _is_keras_model(model):
         from rfa_toolbox.encoders import keras
 
@@ -123,8 +125,8 @@ def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
         raise
 
 
-def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
-                 allow_unknown: bool, structure: Any, handlers: Mapping[str, Any] | None) -> Graph:
+def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,
+                 structure: Any, handlers: Mapping[str, Any] | None, module: str | None) -> Graph:
     from rfa_toolbox.encoders.torch import models
     from rfa_toolbox.encoders.torch.inputs import encode_model
 
@@ -138,7 +140,7 @@ def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool,
         from rfa_toolbox.rfsearch import apply_structure
 
         apply_structure(named.module, structure)
-    graph: Graph = encode_model(named, resolution, input_shape, strict, allow_unknown, handlers)
+    graph: Graph = encode_model(named, resolution, input_shape, strict, allow_unknown, handlers, module)
     return graph
 
 

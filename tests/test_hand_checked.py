@@ -624,8 +624,11 @@ def test_report_to_dict_schema():
     report = analyze(chain5(), "8x16", exact=False)
     d = report.to_dict()
     assert set(d) >= SCHEMA_KEYS
-    assert set(d) - SCHEMA_KEYS <= {"notes", "exact"}
+    assert set(d) - SCHEMA_KEYS <= {"notes", "exact", "outputs"}
     assert d["schema"] == "rfa-toolbox/report/v2" and d["exact"] is False
+    (out,) = d["outputs"]  # the one output: the last layer, its field and its centre unit's box
+    last = d["layers"][-1]
+    assert (out["label"], out["layer"], out["r_max"]) == (last["name"], last["name"], last["r_max"])
     assert d["model"] == "chain5"
     assert d["resolution"] == [8, 16]
     assert d["r"] == [11, 11] and d["max_resolution"] == [11, 11]

@@ -25,7 +25,7 @@ def encode(model: Any, inputs: Any, name: str = "model", strict: bool = False,
     """
     table = handler_table(handlers)
     inputs = inputs if isinstance(inputs, tuple) else (inputs,)
-    torch_graph = trace(model, inputs)
+    torch_graph, labels = trace(model, inputs)
     graph_inputs = list(torch_graph.inputs())[: len(inputs)]  # parameters follow
     shapes = [sizes_of(v) for v in graph_inputs]
     spatial = [len(s) - 2 for s in shapes if s is not None and len(s) >= 3]
@@ -37,7 +37,7 @@ def encode(model: Any, inputs: Any, name: str = "model", strict: bool = False,
     for node in torch_graph.nodes():
         walker.walk(node)
     outputs = [walker.value(v) for v in torch_graph.outputs()]
-    graph = walker.finish(outputs)
+    graph = walker.finish(outputs, labels)
     if not graph.outputs:
         raise TraceError("no output of the model depends on its input")
     join_space_to_depth(graph)

@@ -18,8 +18,9 @@ from rfa_toolbox.graph import Graph
 from rfa_toolbox.resolution import parse_resolution
 
 from .encoder import encode
-from .ir import Handler
+from .ir import Handler, TraceError
 from .models import ModelLoadError, TorchModel, first_line
+from .parts import hint_parts, part_to_trace
 from .trace import InputMismatchError
 
 
@@ -111,12 +112,26 @@ def _random(shape: tuple[int, ...]) -> Any:
 
 def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = None,
                  strict: bool = False, allow_unknown: bool = False,
-                 handlers: Mapping[str, Handler] | None = None) -> Graph:
-    """The graph of a named model, traced on its example inputs (see the module docstring)."""
+                 handlers: Mapping[str, Handler] | None = None, module: str | None = None) -> Graph:
+    """The graph of a named model, traced on its example inputs (see the module docstring);
+    ``module`` names a submodule to trace instead, on the inputs the model gives it.
+    torchvision's detectors are traced up to their dense outputs (`detection.dense_part`)."""
 
     def traced(inputs: tuple[Any, ...]) -> Graph:
-        return encode(model.module, inputs, name=model.name, strict=strict,
-                      allow_unknown=allow_unknown, handlers=handlers)
+        part = part_to_trace(model.module, model.name, inputs, module)
+        try:
+            graph = encode(part.module, part.inputs, name=part.name, strict=strict,
+                           allow_unknown=allow_unknown, handlers=handlers)
+        except InputMismatchError:
+            raise
+        except TraceError as exc:
+            if module is None and part.finish is None:
+                exc.args = (f"{exc}{hint_parts(model.module)}",)
+            raise
+        graph.notes += part.notes
+        if part.finish is not None:
+            part.finish(graph)
+        return graph
 
     if model.example_inputs is not None and input_shape is None:
         return traced(example_inputs(model, resolution))

@@ -39,16 +39,44 @@ class TorchModel:
 
 def load(source: str) -> TorchModel:
     """The model named by ``source`` (see the module docstring)."""
-    if source.startswith("torchvision:"):
-        return TorchModel(_torchvision(source.split(":", 1)[1]), source)
-    if source.startswith("timm:"):
-        return TorchModel(_timm(source.split(":", 1)[1]), source)
+    if source.startswith(("torchvision:", "timm:")):
+        library, _, rest = source.partition(":")
+        name, _, query = rest.partition("?")
+        build = _torchvision if library == "torchvision" else _timm
+        return TorchModel(build(name, builder_options(query, source)), source)
     path, _, name = source.partition(".py:")
     path = path + ".py" if name else source
     return load_file(Path(path), name or None)
 
 
-def _torchvision(name: str) -> Any:
+def builder_options(query: str, source: str) -> dict[str, Any]:
+    """The keyword options after ``?`` in ``timm:NAME?features_only=True&out_indices=1,2``:
+    True, False, None, integers, numbers, comma-separated lists (as tuples), else strings.
+    Nothing is evaluated."""
+    options: dict[str, Any] = {}
+    for item in filter(None, query.split("&")):
+        key, equals, text = item.partition("=")
+        if not equals or not key.isidentifier() or key.startswith("_"):
+            raise ModelLoadError(f"{shown(source)}: options after ? are name=value pairs joined by &,"
+                                 f" such as features_only=True&out_indices=1,2,3 (not {shown(item)})")
+        values = [_literal(v) for v in text.split(",")] if "," in text else None
+        options[key] = tuple(values) if values is not None else _literal(text)
+    return options
+
+
+def _literal(text: str) -> Any:
+    words = {"True": True, "False": False, "None": None}
+    if text in words:
+        return words[text]
+    for kind in (int, float):
+        try:
+            return kind(text) if text.isascii() else text
+        except ValueError:
+            continue
+    return text
+
+
+def _torchvision(name: str, options: dict[str, Any]) -> Any:
     import torch  # noqa: F401 - torch before torchvision, always
     import torchvision.models as models
 
@@ -58,19 +86,23 @@ def _torchvision(name: str) -> Any:
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"torchvision has no model {name!r}{hint}")
     builder = models.get_model_builder(name)
-    if builder.__module__.startswith("torchvision.models.detection"):
-        raise ModelLoadError(
-            f"torchvision:{name} is a detection model: its forward decodes boxes and runs NMS on"
-            " tensor values, which cannot be traced; analyze its backbone with a model file such"
-            f" as `model = torchvision.models.detection.{name}(weights=None,"
-            " weights_backbone=None).backbone` (at 800x1333, say)")
-    kwargs: dict[str, Any] = {"weights": None}
+    kwargs: dict[str, Any] = {**options, "weights": None}
     if "weights_backbone" in inspect.signature(builder).parameters:
         kwargs["weights_backbone"] = None
-    return builder(**kwargs)
+    return _built(builder, kwargs, f"torchvision:{name}", options)
 
 
-def _timm(name: str) -> Any:
+def _built(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, options: dict[str, Any]) -> Any:
+    """``builder(**kwargs)``, its failure (a wrong option, say) in one line."""
+    try:
+        return builder(**kwargs)
+    except Exception as exc:
+        given = f" with the options {', '.join(options)}" if options else ""
+        raise ModelLoadError(f"{label} cannot be built{given}: {type(exc).__name__}:"
+                             f" {first_line(exc)[:200]}") from None
+
+
+def _timm(name: str, options: dict[str, Any]) -> Any:
     try:
         import timm
         import torch  # noqa: F401
@@ -80,7 +112,8 @@ def _timm(name: str) -> Any:
         close = difflib.get_close_matches(name, timm.list_models(), n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ModelLoadError(f"timm has no model {name!r}{hint}")
-    return timm.create_model(name, pretrained=False)
+    return _built(timm.create_model, {"model_name": name, **options, "pretrained": False}, f"timm:{name}",
+                  options)
 
 
 def import_file(path: Path) -> Any:

@@ -89,8 +89,9 @@ def _depends_on_values(tensor: Any, count: int) -> bool:
     return _reads_input_values(value, count)
 
 
-def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
-    """The JIT trace graph of ``model`` on ``inputs``: eval mode, no grad, no trace check.
+def trace(model: Any, inputs: tuple[Any, ...]) -> tuple[Any, list[str]]:
+    """The JIT trace graph of ``model`` on ``inputs`` (eval mode, no grad, no trace check), and
+    the names of its flattened outputs (see `output_labels`).
 
     The graph is taken from the tracer directly (``torch.jit._get_trace_graph``, as the ONNX
     exporter does) instead of building a ScriptModule per submodule, which costs more than the
@@ -102,11 +103,13 @@ def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
     model.eval()
     previous = torch.jit._trace._trace_module_map
     torch.jit._trace._trace_module_map = {m: name for name, m in model.named_modules()}
+    returned: list[Any] = []
+    hook = model.register_forward_hook(lambda module, args, out: returned.append(out))
     try:
         with torch.no_grad(), warnings.catch_warnings(), _value_reads_checked(inputs):
             warnings.simplefilter("ignore")
             graph, _ = torch.jit._get_trace_graph(model, inputs, strict=False)
-        return graph
+        return graph, output_labels(returned[-1]) if returned else []
     except _ValueRead as exc:
         raise TraceError(
             f"the model reads a Python value out of a tensor computed from the input's values"
@@ -120,7 +123,21 @@ def trace(model: Any, inputs: tuple[Any, ...]) -> Any:
     except Exception as exc:
         raise _trace_failure(exc, inputs) from None
     finally:
+        hook.remove()
         torch.jit._trace._trace_module_map = previous
+
+
+def output_labels(value: Any, prefix: str = "") -> list[str]:
+    """Names of the tensors in a forward's return value, in the tracer's flattening order: dict
+    keys and list/tuple indices joined by ``/`` (``P3/cls_logits``, ``0``); empty for one
+    tensor."""
+    if isinstance(value, dict):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return [prefix] if prefix else []
+    return [label for key, item in items for label in output_labels(item, f"{prefix}/{key}" if prefix else key)]
 
 
 def _trace_failure(exc: Exception, inputs: tuple[Any, ...]) -> TraceError:

@@ -8,6 +8,7 @@ parameters are resolved only when a handler asks for them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Optional
 
@@ -207,19 +208,18 @@ class Walker:
                 self.values[outputs[0].unique()] = Traced(source.node, source.layout,
                                                           sizes_of(outputs[0]) or ())
 
-    def finish(self, output_values: list[Any]) -> Graph:
-        """Name the pending nodes, add them to the graph and set its outputs."""
+    def finish(self, output_values: list[Any], labels: Sequence[str] = ()) -> Graph:
+        """Name the pending nodes, add them to the graph and set its outputs; ``labels`` name
+        the flattened outputs (used when there is one per output tensor)."""
         names = node_names(self.pending, reserved=set(self.graph.inputs))
         renamed: dict[str, str] = {f"#{i}": n for i, n in enumerate(names)}
         for name, node in zip(names, self.pending):
             self.graph.add(_layer(name, node, self.ndim), [renamed.get(s, s) for s in node.sources])
-        outputs: list[str] = []
-        for value in output_values:
-            for t in _flatten(value):
-                name = renamed.get(t.node, t.node)
-                if name not in outputs:
-                    outputs.append(name)
-        self.graph.outputs = outputs
+        flat = [renamed.get(t.node, t.node) for value in output_values for t in _flatten(value)]
+        self.graph.outputs = list(dict.fromkeys(flat))
+        if len(labels) == len(flat):
+            for name, label in zip(flat, labels):
+                self.graph.output_labels.setdefault(name, label)
         self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
         return self.graph
 

@@ -33,8 +33,7 @@ from typing import Any, NamedTuple
 
 from ..analysis import PerAxis
 from ..builder import GraphBuilder
-from ..graph import Graph, plain
-from ..receptive_field import propagate
+from ..graph import Graph
 
 BOTTLENECK, RESIDUAL = "bottleneck", "residual"
 
@@ -247,25 +246,20 @@ def spinenet_graph(variant: Any = "49", max_pool: str = "single",
     return b.build(outputs=out_names)
 
 
-_LEVEL = re.compile(r"(?:^|[./_:-])P(\d)(?:$|[./_:-])")
+def output_receptive_fields(graph: Graph, resolution: int = 640) -> dict[str, tuple[PerAxis, PerAxis]]:
+    """Per output: ``{"P3": ((r_min per axis), (r_max per axis)), ...}``, by the standard rules.
 
-
-def output_receptive_fields(graph: Graph) -> dict[str, tuple[PerAxis, PerAxis]]:
-    """Per output: ``{"P3": ((r_min per axis), (r_max per axis)), ...}``.
-
-    The label is the ``P<level>`` found in the output's module path or name (``output.P3``);
-    outputs without one are labelled P3, P4, ... in order (the SpineNet convention). Works
-    for the builder's graphs and for traced PyTorch implementations alike.
+    The per-output report (`rfa_toolbox.Report.outputs`) at ``resolution``, keyed by level: the
+    ``P<level>`` found in the output's label, module path or name (``output.P3``); outputs
+    without one are labelled P3, P4, ... in order (the SpineNet convention). Works for the
+    builder's graphs and for traced PyTorch implementations alike.
     """
-    rf = propagate(graph)
+    from ..analyzer import analyze_graph
+
     result: dict[str, tuple[PerAxis, PerAxis]] = {}
-    for i, name in enumerate(graph.output_nodes):
-        layer = graph[name]
-        match = _LEVEL.search(layer.module or "") or _LEVEL.search(name)
-        label = f"P{match.group(1)}" if match else f"P{OUTPUT_LEVELS[0] + i}"
+    for i, out in enumerate(analyze_graph(graph, resolution, exact=False).report.outputs()):
+        label = out.level or f"P{OUTPUT_LEVELS[0] + i}"
         if label in result:
-            label = f"{label}:{name}"
-        axes = rf[name]
-        result[label] = (tuple(None if a.r_min is None else plain(a.r_min) for a in axes),
-                         tuple(None if a.r_max is None else plain(a.r_max) for a in axes))
+            label = f"{label}:{out.layer}"
+        result[label] = (out.r_min, out.r_max)
     return result
