@@ -174,3 +174,40 @@ def test_render_draws_the_levels(tmp_path):
     source = analysis_of(model, 256).diagram().source
     assert source.count('class=output') == 15
     assert "<B>P7/cls_logits</B><BR/>stride 128" in source
+
+
+def test_regnet_design_space_levels_match_the_torchvision_pyramid():
+    """examples/regnet_detection.py (the design-space builder, no torch) and
+    examples/regnet_fpn.py (torchvision's RegNetX-3.2GF with mmdetection's FPN) agree on
+    C2-C5; P2-P6 follow at strides 4 to 64."""
+    from rfa_toolbox.zoo.regnet import PRESETS, regnet_graph
+
+    from conftest import EXAMPLES
+
+    res = (320, 416)
+    built = analyze(regnet_graph(PRESETS["regnet_x_3_2gf"], backbone=True), res).outputs()
+    traced = {f.label: f for f in analyze(str(EXAMPLES / "regnet_fpn.py"), res).outputs()}
+    assert [traced[f"C{n}"].layer for n in range(2, 6)] == [f.layer for f in built]
+    for n, field in enumerate(built, start=2):
+        other = traced[f"C{n}"]
+        assert (field.stride, field.r_min, field.r_max) == (other.stride, other.r_min, other.r_max)
+    assert [traced[f"P{n}"].stride for n in range(2, 7)] == [(2**n, 2**n) for n in range(2, 7)]
+    assert built[-1].r_max == (663, 663)  # C5 of RegNetX-3.2GF
+
+
+def test_model_file_anchors(rfa, tmp_path):
+    """examples/custom_detector.py names its outputs LEVEL/HEAD and gives anchors per level."""
+    from conftest import EXAMPLES
+
+    result = rfa("analyze", str(EXAMPLES / "custom_detector.py"), "--res", "256", "-f", "json", "--no-suggest")
+    assert result.returncode == 0, result.stderr
+    outputs = {o["label"]: o for o in json.loads(result.stdout)["outputs"]}
+    assert outputs["P3/cls"]["anchor"] == [33, 30] and outputs["P3/cls"]["covers_anchor"] is True
+    assert outputs["P5/cls"]["anchor"] == [373, 326] and outputs["P5/cls"]["covers_anchor"] is False
+    assert outputs["P5/cls"]["stride"] == [32, 32] and outputs["P5/cls"]["r_max"] == [127, 127]
+
+    model = tmp_path / "bad_anchors.py"
+    model.write_text("from torch import nn\nmodel = nn.Conv2d(3, 4, 3)\nanchors = {'P3': ['big']}\n")
+    result = rfa("analyze", str(model), "--res", "32")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "anchors must map level names to lists of sizes" in result.stderr

@@ -75,18 +75,17 @@ def test_vit_patch_embedding_then_attention_is_global():
     assert attention and all(row.status == "head" for row in attention)
 
 
-@pytest.mark.parametrize("name, outputs", [
-    ("fcn_resnet50", 2), ("lraspp_mobilenet_v3_large", 1),
-])
-def test_segmentation_models_have_all_outputs(name, outputs):
-    """The dict outputs ("out", and "aux" when built with aux_loss) are all graph outputs."""
-    builder = torchvision.models.get_model_builder(name)
-    kwargs = {"aux_loss": True} if outputs == 2 else {}
-    graph = encode(builder(weights=None, weights_backbone=None, **kwargs), torch.rand(1, 3, 224, 224))
-    assert len(graph.output_nodes) == outputs
-    report = analyze(graph, 224)
+@pytest.mark.parametrize("name", torchvision.models.list_models(module=torchvision.models.segmentation))
+def test_segmentation_models_have_all_outputs(name):
+    """Every torchvision segmentation model: the dict outputs ("out", and "aux" when built with
+    aux_loss) are all outputs, by their keys, at the input's resolution (stride 1)."""
+    aux = name != "lraspp_mobilenet_v3_large"  # the only one without an auxiliary head
+    report = analyze(f"torchvision:{name}" + ("?aux_loss=True" if aux else ""), 224)
+    fields = report.outputs()
+    assert [f.label for f in fields] == (["out", "aux"] if aux else ["out"])
+    assert all(f.stride == (1, 1) and f.units == (224, 224) for f in fields)
     assert any(row.op == "upsample" for row in report.layers)
-    assert report.notes  # upsampling: the estimate caveat is reported
+    assert report.exact and report.notes  # upsampling: exact values, and the note saying so
 
 
 class ModuleNet(nn.Module):

@@ -150,6 +150,7 @@ def resize_note(model: Any, name: str, images: Any) -> Optional[str]:
     size analyzed (the dense part is traced on the input as given)."""
     import torch
 
+    model.eval()  # in training mode the transform draws a random size
     with torch.no_grad():
         batch, _ = model.transform(list(images))
     seen, given = tuple(batch.tensors.shape[-2:]), tuple(images.shape[-2:])

@@ -131,6 +131,11 @@ def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = N
         graph.notes += part.notes
         if part.finish is not None:
             part.finish(graph)
+        if model.anchors is not None:
+            if any(len(a) not in (1, graph.ndim) for sizes in model.anchors.values() for a in sizes):
+                raise ModelLoadError(f"{model.name}: every anchor needs one size, or one per axis ({graph.ndim})")
+            graph.anchors = {level: [a * graph.ndim if len(a) == 1 else a for a in sizes]
+                             for level, sizes in model.anchors.items()}
         return graph
 
     if model.example_inputs is not None and input_shape is None:

@@ -30,11 +30,13 @@ class ModelLoadError(RFAError):
 
 @dataclass
 class TorchModel:
-    """A built module, its display name, and the model file's ``example_inputs`` if any."""
+    """A built module, its display name, and the model file's ``example_inputs`` and
+    ``anchors`` if any."""
 
     module: Any
     name: str
     example_inputs: Optional[Callable[..., Any]] = None
+    anchors: Optional[dict[str, list[tuple[float, ...]]]] = None  #: per level, see `file_anchors`
 
 
 def load(source: str) -> TorchModel:
@@ -149,19 +151,20 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
     """The model of a Python file: ``name``, else ``model``, a factory, or the only module class."""
     module = import_file(path)
     example = getattr(module, "example_inputs", None)
+    anchors = file_anchors(getattr(module, "anchors", None), path)
     label = f"{path}:{name}" if name else str(path)
     if name is not None:
         if not name.isidentifier() or name.startswith("_"):
             raise ModelLoadError(f"{path}:{shown(name)}: NAME must be a public name the file defines")
         if not hasattr(module, name):
             raise ModelLoadError(f"{path} defines no {name!r} ({_found(module)})")
-        return TorchModel(_build(getattr(module, name), f"{path}:{name}"), label, example)
+        return TorchModel(_build(getattr(module, name), f"{path}:{name}"), label, example, anchors)
     model = getattr(module, "model", None)
     if model is not None and (is_torch_module(model) or isinstance(model, Graph)):
-        return TorchModel(model, label, example)
+        return TorchModel(model, label, example, anchors)
     for factory in FACTORIES:
         if callable(getattr(module, factory, None)):
-            return TorchModel(_build(getattr(module, factory), f"{path}:{factory}"), label, example)
+            return TorchModel(_build(getattr(module, factory), f"{path}:{factory}"), label, example, anchors)
     classes = _module_classes(module)
     buildable = []
     for cls in classes:
@@ -174,13 +177,33 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
         except Exception as exc:
             raise ModelLoadError(f"{path}: {cls.__name__}() failed: {type(exc).__name__}: {first_line(exc)}") from None
     if len(buildable) == 1:
-        return TorchModel(buildable[0], label, example)
+        return TorchModel(buildable[0], label, example, anchors)
     if len(buildable) > 1:
         names = ", ".join(type(m).__name__ for m in buildable)
         raise ModelLoadError(f"{path} defines several nn.Module classes ({names}): pick one with"
                              f" {path}:NAME")
     raise ModelLoadError(f"no model found in {path}: define `model`, a factory {'/'.join(FACTORIES)}()"
                          f" or one nn.Module class that builds without arguments ({_found(module)})")
+
+
+def file_anchors(value: Any, path: Path) -> Optional[dict[str, list[tuple[float, ...]]]]:
+    """A model file's ``anchors``: per output level (``"P3"``, the first part of the output
+    names ``P3/cls``), a list of anchor sizes, each one number (square) or one per axis."""
+    if value is None:
+        return None
+    problem = f"{path}: anchors must map level names to lists of sizes, such as {{'P3': [32, (64, 32)]}}"
+    if not isinstance(value, dict):
+        raise ModelLoadError(problem)
+    out: dict[str, list[tuple[float, ...]]] = {}
+    for level, sizes in value.items():
+        if not isinstance(level, str) or not isinstance(sizes, (list, tuple)) or not sizes:
+            raise ModelLoadError(problem)
+        items = [size if isinstance(size, (list, tuple)) else (size,) for size in sizes]
+        if any(not item or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2**31
+                                   for v in item) for item in items):
+            raise ModelLoadError(problem)
+        out[level] = [tuple(float(v) for v in item) for item in items]
+    return out
 
 
 def _module_classes(module: Any) -> list[type]:
