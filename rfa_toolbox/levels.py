@@ -29,7 +29,9 @@ class OutputField:
     units: tuple[Optional[int], ...]
     r_min: PerAxis
     r_max: PerAxis
-    centre_box: tuple[Optional[tuple[Number, Number]], ...]  #: union box of the centre unit
+    #: the union box of the centre unit per axis (None where infinite; empty when the layer's
+    #: size is unknown)
+    centre_box: tuple[Optional[tuple[Number, Number]], ...]
     anchor: Optional[tuple[float, ...]] = None  #: the level's largest anchor extent per axis
     covers: Optional[bool] = None  #: r_max reaches the largest anchor on every axis
 
@@ -77,8 +79,10 @@ def output_fields(report: Report) -> list[OutputField]:
         level = level_of(graph, node, label)
         units = locator.units(node)
         finite = all(r is not None for r in row.r_max)
-        centre = tuple(n // 2 if n is not None else 0 for n in units)
-        boxes = locator.union(node, centre) if None not in units else [None] * graph.ndim
+        if None not in units:
+            boxes = locator.union(node, tuple(n // 2 for n in units if n is not None))
+        else:  # a head sees everything; otherwise its size is unknown
+            boxes = [] if any(r is not None for r in row.r_max) else [None] * graph.ndim
         anchor = largest_anchor(graph.anchors[level]) if level in graph.anchors else None
         covers = None
         if anchor is not None and finite:

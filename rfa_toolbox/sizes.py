@@ -88,6 +88,9 @@ def resolve_same(layer: Layer, inputs: Sizes) -> Layer:
     return layer.with_changes(padding=tuple(before), meta=meta)
 
 
+_PASSING = (Transfer.NEUTRAL, Transfer.MERGE)  #: ops whose output has their inputs' size
+
+
 def spatial_sizes(graph: Graph, resolution: tuple[int, ...]) -> tuple[dict[str, Sizes], dict[str, Layer]]:
     """The units per axis of every node, and the layers whose "same" padding was resolved."""
     sizes: dict[str, Sizes] = {}
@@ -101,6 +104,10 @@ def spatial_sizes(graph: Graph, resolution: tuple[int, ...]) -> tuple[dict[str, 
             sizes[layer.name] = tuple(layer.meta.get("sizes") or resolution) if trusted else tuple(resolution)
             continue
         feeds = [sizes[s] for s in sources]
+        if layer.transfer in _PASSING and not layer.padding and (not trusted or "sizes" not in layer.meta) \
+                and None not in feeds[0] and all(f == feeds[0] for f in feeds):
+            sizes[layer.name] = feeds[0]  # norms, activations, merges of equal sizes: it passes on
+            continue
         widest = tuple(max((n for f in feeds if (n := f[a]) is not None), default=None) for a in range(graph.ndim))
         fixed = resolve_same(layer, widest)
         if fixed is not layer:
