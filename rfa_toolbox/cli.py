@@ -3,38 +3,28 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
 from . import __version__
 from .analysis import Analysis, Report, Status
-from .api import analysis_of
-from .console import guard_closed_streams, model_prints_to_stderr, output_path, progress, terminal_width, write_output
+from .cli_options import MODEL_HELP, model_analysis, model_args, model_options, output_options, seconds
+from .console import guard_closed_streams, model_prints_to_stderr, output_path, terminal_width, write_output
 from .errors import RFAError
 from .formats import FORMATS, format_report, printable
 from .listings import format_suggestions, format_zoo
 from .render import diagram_format
 from .resolution import parse_resolution
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 #: --fail-on: the statuses that fail, by the option's value.
 FAIL_ON = {
     Status.UNPRODUCTIVE.value: (Status.UNPRODUCTIVE,),
     Status.UNDERUTILIZED.value: (Status.UNPRODUCTIVE, Status.UNDERUTILIZED),
 }
-
-MODEL_HELP = """MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a
-    PyTorch model (model.py, or model.py:NAME to pick one), torchvision:NAME, timm:NAME, a Keras
-    model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
-    keras.applications model)."""
-
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, "--version", prog_name="rfa")
@@ -44,72 +34,6 @@ def cli() -> None:
 
     Exit codes: 0 success, 1 findings when --fail-on asks for it, 2 bad input.
     """
-
-
-def _seconds(ctx: click.Context, param: click.Parameter, value: float | None) -> float | None:
-    """A time limit: finite and not negative (0: no limit)."""
-    if value is not None and not (math.isfinite(value) and value >= 0):
-        raise click.BadParameter("give a number of seconds (0: no limit)", ctx, param)
-    return value
-
-
-def model_options(fn: F) -> F:
-    """MODEL, --res, --input-shape, --strict, --allow-unknown, --module, --structure and --timeout:
-    how to read the model."""
-    fn = click.option("--timeout", type=float, default=None, metavar="SECONDS", callback=_seconds,
-                      help="Give up building and tracing the model after this many seconds.")(fn)
-    fn = click.option("--structure", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                      metavar="FILE",
-                      help="A dilation-search structure file (rfsearch / mmcv JSON) to apply to a"
-                           " PyTorch model before analysing it.")(fn)
-    fn = click.option("--module", metavar="PATH", default=None,
-                      help="Analyze this submodule of a PyTorch model (such as backbone or"
-                           " backbone.body), traced on the inputs the model gives it.")(fn)
-    fn = click.option("--allow-unknown", is_flag=True,
-                      help="Treat ops without a handler as neutral even when they change the"
-                           " spatial shape.")(fn)
-    fn = click.option("--strict", is_flag=True,
-                      help="Treat every op without a handler as an error (default: neutral when"
-                           " it keeps the spatial shape, and listed under unknown ops).")(fn)
-    fn = click.option("--input-shape", metavar="SHAPE",
-                      help="Full input shape without batch for framework models, such as"
-                           " 3x224x224, 1x16000 (audio) or 3x16x112x112 (video); with --res, the"
-                           " two must agree.")(fn)
-    fn = click.option("--res", "-r", "resolution", metavar="R",
-                      help="Input resolution: one size for every axis (224) or one per axis"
-                           " (800x1333). Required unless --input-shape is given.")(fn)
-    return click.argument("model", metavar="MODEL")(fn)
-
-
-def output_options(formats: tuple[str, ...], what: str, schema: str) -> Callable[[F], F]:
-    """--format (one of ``formats``) and --output for a command that prints ``what``."""
-    def decorate(fn: F) -> F:
-        fn = click.option("--output", "-o", metavar="FILE", default=None,
-                          help=f"Write the {what} to this file instead of standard output (its"
-                               " folder is made when missing).")(fn)
-        return click.option("--format", "-f", "fmt", type=click.Choice(formats), default=formats[0],
-                            show_default=True,
-                            help=f"table for people, json for programs (versioned schema, {schema}),"
-                                 " the others for documents.")(fn)
-    return decorate
-
-
-def _analysis(options: dict[str, Any], suggestions: bool = False, limit: int = 10,
-              exact: bool = True) -> Analysis:
-    """The analysis of the model the options name, with the model's prints on standard error
-    and the steps on a spinner when standard error is a terminal."""
-    with model_prints_to_stderr(), progress(sys.stderr.isatty()) as step:
-        return analysis_of(options.pop("model"), options.pop("resolution"), suggestions=suggestions,
-                           limit=limit, on_step=step, exact=exact, **options)
-
-
-def _model(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """The model options of a command's arguments (removed from ``kwargs``)."""
-    names = ("model", "resolution", "input_shape", "strict", "allow_unknown", "structure", "timeout", "module")
-    options = {name: kwargs.pop(name) for name in names}
-    if options["strict"] and options["allow_unknown"]:
-        raise click.UsageError("--strict and --allow-unknown contradict each other: give one of them")
-    return options
 
 
 @cli.command("analyze", epilog=MODEL_HELP)
@@ -137,7 +61,7 @@ def analyze_command(**kwargs: Any) -> None:
         diagram_format(kwargs["render_to"])  # a bad name is said before any work
     if kwargs["output"] is not None:
         output_path(kwargs["output"])
-    analysis = _analysis(_model(kwargs), suggestions=kwargs["suggest"], exact=not kwargs["estimate"])
+    analysis = model_analysis(model_args(kwargs), suggestions=kwargs["suggest"], exact=not kwargs["estimate"])
     report, fmt, output = analysis.report, kwargs["fmt"], kwargs["output"]
     color = output is None and fmt == "table" and sys.stdout.isatty()
     text = format_report(report, fmt, kwargs["all_layers"], color=color, depth=kwargs["depth"],
@@ -192,7 +116,7 @@ def locate_command(**kwargs: Any) -> None:
         from .boxes_picture import picture_path
 
         picture_path(picture)  # a bad name is said before any work
-    report = _analysis(_model(kwargs)).report
+    report = model_analysis(model_args(kwargs)).report
     located = locate(report, kwargs["layers"], kwargs["at"], kwargs["pixels"])
     write_output(format_located(located, kwargs["fmt"], terminal_width()), None)
     if picture is not None:
@@ -214,7 +138,7 @@ def render_command(**kwargs: Any) -> None:
     underutilized orange, border yellow, head grey. Chains of neutral ops are folded into the
     layer they follow."""
     diagram_format(kwargs["output"])
-    _draw(_analysis(_model(kwargs)), kwargs["output"], kwargs["depth"], kwargs["rankdir"])
+    _draw(model_analysis(model_args(kwargs)), kwargs["output"], kwargs["depth"], kwargs["rankdir"])
 
 
 def _draw(analysis: Analysis, output: str | Path, depth: int | None, rankdir: str) -> None:
@@ -236,7 +160,7 @@ def suggest_command(**kwargs: Any) -> None:
     fully utilized first, then fewest edits, then r closest below R, then the smallest MACs
     increase.
     """
-    report = _analysis(_model(kwargs), suggestions=True, limit=kwargs["top"]).report
+    report = model_analysis(model_args(kwargs), suggestions=True, limit=kwargs["top"]).report
     write_output(format_suggestions(report, kwargs["fmt"]), kwargs["output"])
 
 
@@ -245,7 +169,7 @@ def suggest_command(**kwargs: Any) -> None:
 @click.option("--res", "-r", "resolution", required=True, metavar="R",
               help="Input resolution: one size (224) or one per axis (800x1333).")
 @output_options(("table", "json", "csv", "markdown"), "results", "rfa-toolbox/zoo/v2")
-@click.option("--timeout", type=float, default=300, show_default=True, callback=_seconds,
+@click.option("--timeout", type=float, default=300, show_default=True, callback=seconds,
               help="Seconds allowed per model (0: no limit); slower models are listed as failures.")
 @click.option("--models", "only", metavar="NAMES",
               help="Only these models: names without the library prefix, comma separated.")
