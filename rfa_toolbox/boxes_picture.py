@@ -31,7 +31,8 @@ def picture_path(path: str | Path) -> Path:
     return checked
 
 
-def _pyplot_free_figure(size: tuple[float, float]) -> Any:
+def new_figure(size: tuple[float, float]) -> Any:
+    """A matplotlib figure that needs no pyplot (no global state, no display)."""
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -94,6 +95,11 @@ def draw_located(located: Located, path: str | Path, image: Optional[str | Path]
         figure = _draw_2d(located, resolution, None if image is None else load_image(image, resolution))
     else:
         figure = _draw_1d(located, resolution[0])
+    return save_figure(figure, target)
+
+
+def save_figure(figure: Any, target: Path) -> Path:
+    """Write ``figure`` to ``target`` (its folder made when missing); failures in words."""
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(target, dpi=150, bbox_inches="tight")
@@ -122,7 +128,7 @@ def _draw_2d(located: Located, resolution: tuple[int, ...], pixels: Any) -> Any:
     from matplotlib.patches import Rectangle
 
     rows, cols = resolution
-    figure = _pyplot_free_figure((9.0, 6.0))
+    figure = new_figure((9.0, 6.0))
     ax = figure.add_subplot()
     if pixels is not None:
         ax.imshow(pixels, interpolation="nearest")
@@ -159,7 +165,7 @@ def _draw_1d(located: Located, n: int) -> Any:
     from matplotlib.patches import Rectangle
 
     count = len(located.units)
-    figure = _pyplot_free_figure((9.0, 1.6 + 0.45 * count))
+    figure = new_figure((9.0, 1.6 + 0.45 * count))
     ax = figure.add_subplot()
     ax.add_patch(Rectangle((-0.5, -0.35), n, 0.7, facecolor="#eeeeee", edgecolor="black"))
     xs, handles = [-0.5, n - 0.5], []

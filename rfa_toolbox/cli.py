@@ -12,6 +12,7 @@ import click
 
 from . import __version__
 from .analysis import Analysis, Report, Status
+from .cli_erf import erf_command
 from .cli_options import MODEL_HELP, model_analysis, model_args, model_options, output_options, seconds
 from .console import guard_closed_streams, model_prints_to_stderr, output_path, terminal_width, write_output
 from .errors import RFAError
@@ -221,6 +222,9 @@ def _exit_for_findings(report: Report, fail_on: str | None) -> None:
         click.echo(f"rfa: {len(found)} {kinds} layer(s) at {'x'.join(map(str, report.resolution))}:"
                    f" {names}{' ...' if len(found) > 10 else ''}", err=True)
         _finish(1)
+
+
+cli.add_command(erf_command)
 
 
 def _finish(code: int) -> NoReturn:

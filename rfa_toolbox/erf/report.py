@@ -1,0 +1,47 @@
+"""An ERF measurement for people (a table) and programs (JSON, ``rfa-toolbox/erf/v1``)."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Optional
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from ..formats import WIDTH, axes, printable
+from .measure import ERF
+from .numbers import SHARES, Interval
+
+
+def format_erf(erf: ERF, fmt: str, width: Optional[int] = None) -> str:
+    """``erf`` as JSON or as a table (one row per measured unit)."""
+    if fmt == "json":
+        return json.dumps(erf.to_dict(), indent=2) + "\n"
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=width or WIDTH, no_color=True, highlight=False)
+    console.print(Text(printable(f"model: {erf.model} at {axes(erf.resolution)}; {erf.samples} samples of"
+                                 f" {erf.inputs}; {erf.weights}; {erf.dtype}")))
+    shares = "/".join(f"{s * 100:g}" for s in SHARES)
+    table = Table(header_style="bold", pad_edge=False)
+    for column in ("measured", "unit", "std (px)", f"r {shares}%", f"area {shares}%", "theoretical box",
+                   "99% area / box", "in smallest path"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=14 if column == "measured" else None)
+    for m in erf.maps:
+        n = m.numbers
+        table.add_row(Text(printable(m.source)), f"{axes(m.unit)} of {axes(m.units)}",
+                      axes(tuple(round(s, 1) for s in n.std)),
+                      " / ".join(str(n.radius[s]) for s in SHARES),
+                      " / ".join(f"{n.area_ratio[s]:.3f}" for s in SHARES), _boxes(m.union),
+                      "-" if n.ratio_to_theoretical is None else f"{n.ratio_to_theoretical:.3f}",
+                      "-" if n.share_in_smallest is None else f"{n.share_in_smallest:.1%}")
+    console.print(table)
+    console.print(Text("r: half-width of the box around the unit's centre holding that share of the"
+                       " contribution; area: that box over the input; theoretical box: the union of"
+                       " all paths, cut to the input"))
+    return buffer.getvalue()
+
+
+def _boxes(boxes: list[Interval]) -> str:
+    return ", ".join("all" if b is None else f"{b[0]}..{b[1]}" for b in boxes)
