@@ -180,3 +180,11 @@ def test_one_and_three_dimensional_pictures(tmp_path):
                                         input_shape=(1,) + (size,) * ndim)
         path = draw_erf(erf, tmp_path / f"erf{ndim}.svg")
         assert "<svg" in path.read_text()
+
+
+def test_default_is_the_last_spatial_layer_at_its_enclosing_module():
+    """ResNet-18's last spatial layer is the second call of one ReLU module in the last basic
+    block: measured at the block, whose output it is."""
+    erf = effective_receptive_field(torchvision.models.resnet18(weights=None), 64, samples=1)
+    (erf_map,) = erf.maps
+    assert (erf_map.layer, erf_map.source, erf_map.units) == ("layer4.1.relu:1", "module layer4.1", (2, 2))

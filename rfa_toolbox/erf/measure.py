@@ -80,7 +80,8 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
     ``weights``: a state dict file (``.pt``/``.pth`` read with ``weights_only=True``, or
     ``.safetensors``); without it the network is randomly initialised. ``images``: a folder of
     images, resized to the resolution and normalized with ``mean`` and ``std`` (ImageNet's by
-    default); without it, ``samples`` inputs of Gaussian noise (``seed``). Gradients run in
+    default); without it, ``samples`` inputs of Gaussian noise (``seed``, which also seeds the
+    random initialisation of a model built here from its name). Gradients run in
     batches of ``batch`` on the model's device, in float32 (``float64=True`` for float64).
     """
     import torch
@@ -93,6 +94,7 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RFAError(f"{name} must be a positive number, not {shown(value)}")
     if isinstance(model, (str, Path)):
+        torch.manual_seed(seed)  # the random initialisation too, so that a run can be repeated
         named = models.load(str(model))
     else:
         named = models.TorchModel(model, type(model).__name__)
@@ -145,11 +147,9 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
     modules = dict(module.named_modules())
     targets = []
     for name in layers or ([] if outputs else [last_spatial_layer(report)]):
+        path: Optional[str] = None
         if name in graph:
-            layer, path = name, graph[name].module
-            if path is None or path not in modules:
-                raise RFAError(f"layer {shown(name)} is not the output of a module (an op of forward);"
-                               " name a module path (as model.named_modules() lists them) with --layer")
+            layer = name
         elif name in modules and name:
             path = name
             inside = [n for n in graph.topological_order()
@@ -162,6 +162,7 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
         if any(r is None for r in report.layer(layer).r_max):
             raise RFAError(f"{shown(name)} sees the whole input: its effective receptive field is not"
                            " a unit's; pick a layer before the global pooling")
+        path = path or _module_of(module, report, layer)
         targets.append(_Target(layer, f"module {path}", _hooked(path)))
     fields = {f.label: f for f in report.outputs()}
     for label in outputs:
@@ -170,6 +171,40 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
         index = list(fields).index(label)
         targets.append(_Target(fields[label].layer, f"output {label}", _returned(index)))
     return targets
+
+
+def _module_of(module: Any, report: Report, layer: str) -> str:
+    """The innermost module, called once, whose output is ``layer``: its own module, or the
+    first enclosing one that ends with it (``layer4.2`` for the last ReLU of a bottleneck that
+    calls one ReLU module three times). Found by one forward pass with hooks."""
+    import torch
+
+    graph = report._locate().graph
+    path = graph[layer].module
+    candidates = []
+    while path:
+        inside = [n for n in graph.topological_order()
+                  if (graph[n].module or "") == path or (graph[n].module or "").startswith(path + ".")]
+        if inside and inside[-1] == layer:
+            candidates.append(path)
+        path = path.rpartition(".")[0]
+    calls: dict[str, list[tuple[int, ...]]] = {}
+    modules = dict(module.named_modules())
+    handles = [modules[p].register_forward_hook(
+        lambda m, a, out, p=p: calls.setdefault(p, []).append(tuple(getattr(out, "shape", ())[2:])))
+        for p in candidates if p in modules]
+    shape = graph[graph.inputs[0]].shape or ()
+    try:
+        with torch.no_grad():
+            module.eval()(torch.zeros(1, *shape, dtype=next(module.parameters(), torch.zeros(())).dtype))
+    finally:
+        for handle in handles:
+            handle.remove()
+    for path in candidates:
+        if calls.get(path) == [tuple(report.units(layer))]:
+            return path
+    raise RFAError(f"layer {shown(layer)} is not the output of a module called once; name a module path"
+                   " (as model.named_modules() lists them) with --layer")
 
 
 def _hooked(path: str) -> Callable[[Any, dict[str, list[Any]]], Any]:

@@ -25,21 +25,22 @@ def format_erf(erf: ERF, fmt: str, width: Optional[int] = None) -> str:
                                  f" {erf.inputs}; {erf.weights}; {erf.dtype}")))
     shares = "/".join(f"{s * 100:g}" for s in SHARES)
     table = Table(header_style="bold", pad_edge=False)
-    for column in ("measured", "unit", "std (px)", f"r {shares}%", f"area {shares}%", "theoretical box",
-                   "99% area / box", "in smallest path"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", min_width=14 if column == "measured" else None)
+    for column in ("measured", "unit", "std px", f"r {shares}%", f"area {shares}% (of input)",
+                   "theoretical box", "99%/box", "in smallest"):
+        table.add_column(column, overflow="fold", min_width=14 if column == "measured" else None)
     for m in erf.maps:
         n = m.numbers
         table.add_row(Text(printable(m.source)), f"{axes(m.unit)} of {axes(m.units)}",
                       axes(tuple(round(s, 1) for s in n.std)),
-                      " / ".join(str(n.radius[s]) for s in SHARES),
-                      " / ".join(f"{n.area_ratio[s]:.3f}" for s in SHARES), _boxes(m.union),
+                      "/".join(str(n.radius[s]) for s in SHARES),
+                      "/".join(f"{n.area_ratio[s] * 100:.3g}" for s in SHARES), _boxes(m.union),
                       "-" if n.ratio_to_theoretical is None else f"{n.ratio_to_theoretical:.3f}",
                       "-" if n.share_in_smallest is None else f"{n.share_in_smallest:.1%}")
     console.print(table)
     console.print(Text("r: half-width of the box around the unit's centre holding that share of the"
                        " contribution; area: that box over the input; theoretical box: the union of"
-                       " all paths, cut to the input"))
+                       " all paths, cut to the input; 99%/box: the 99% box over the theoretical box;"
+                       " in smallest: the share inside the smallest path's box"))
     return buffer.getvalue()
 
 
