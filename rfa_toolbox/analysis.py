@@ -166,7 +166,11 @@ class Report:
         for row in self.layers:
             if row.name == name:
                 return row
-        raise GraphError(f"the report has no layer {shown(name)}")
+        import difflib
+
+        close = difflib.get_close_matches(str(name), [row.name for row in self.layers], n=3)
+        hint = f"; did you mean {', '.join(map(shown, close))}?" if close else ""
+        raise GraphError(f"the report has no layer {shown(name)}{hint}")
 
     @without_gc  # 100k rows allocate 100k dicts and lists, and free none of them
     def to_dict(self) -> dict[str, Any]:

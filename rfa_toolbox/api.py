@@ -49,6 +49,10 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
         step("verifying suggestions")
         notes = list(analysis.report.notes)
         found = rank_suggestions(analysis, limit, notes=notes)
+        if found and len(analysis.graph.output_nodes) > 1:
+            notes.append("a suggested stride edit also changes the strides of the outputs after it"
+                         " (pyramid levels, heads) and so their match with anchors; the outputs"
+                         " table is for the model as it is")
         analysis = replace(analysis, report=replace(analysis.report, suggestions=found, notes=notes))
     return analysis
 
@@ -57,6 +61,7 @@ def _submodule_input(graph: Any, name: str, module: str, res: Any) -> tuple[str,
     """The name and resolution of an analysis of a submodule: the size its input has when the
     model runs at ``res`` (a detector resizes and pads, a model may crop), said in a note."""
     shape = graph[graph.inputs[0]].shape
+    res = parse_resolution(res, graph.ndim)
     seen = tuple(shape[-graph.ndim:]) if shape and len(shape) > graph.ndim else res
     if seen != res:
         graph.notes.append(f"at --res {'x'.join(map(str, res))} the model gives --module {module} an input"
@@ -87,8 +92,10 @@ def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = Fa
     batch, such as ``"1x16000"``), ``strict`` (every op without a handler is an error),
     ``allow_unknown`` (such ops are neutral even when they change the spatial shape),
     ``handlers`` (a mapping of op kinds to handlers for this call only, merged over the
-    defaults), ``structure`` (a dilation-search structure applied first) and ``timeout``
-    (seconds allowed for building and tracing the model). Keras models take ``handlers`` too
+    defaults), ``structure`` (a dilation-search structure applied first), ``module`` (a
+    submodule path such as ``"backbone"``: that part is analyzed, traced on the inputs the model
+    gives it) and ``timeout`` (seconds allowed for building and tracing the model). Detectors of
+    torchvision and ultralytics are traced up to their dense outputs. Keras models take ``handlers`` too
     (layer class names to handlers). With ``input_shape`` the resolution may be None; when both
     are given they must agree.
     With ``suggestions=True`` the report also carries verified edits (see `suggest`). Where

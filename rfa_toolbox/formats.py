@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Optional
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
@@ -148,11 +149,11 @@ def _cells(number: int, row: LayerResult) -> dict[str, str | Text]:
             "shape": "x".join(map(str, row.shape)) if row.shape else ""}
 
 
-_NUMBERS = ("#", "r_min", "r_max", "input r_min", "jump", "offset", "stride", "largest anchor")
+_NUMBERS = ("#", "r_min", "r_max", "input r_min", "jump", "offset", "stride", "anchor")
 
 def output_columns(fields: list[OutputField]) -> list[str]:
     """The columns of the outputs table (the anchor columns only for detectors)."""
-    anchors = ["largest anchor", "covers"] if any(f.anchor is not None for f in fields) else []
+    anchors = ["anchor", "covers"] if any(f.anchor is not None for f in fields) else []
     return ["output", "layer", "stride", "r_min", "r_max", "centre unit's box", *anchors]
 
 
@@ -167,26 +168,46 @@ def output_cells(field: OutputField) -> dict[str, str | Text]:
     covers = "" if field.covers is None else "yes" if field.covers else "no"
     return {"output": Text(printable(field.label)), "layer": Text(printable(field.layer)),
             "stride": geometry(field.stride), "r_min": axes(field.r_min), "r_max": axes(field.r_max),
-            "centre unit's box": box, "largest anchor": "" if field.anchor is None else axes(
+            "centre unit's box": box, "anchor": "" if field.anchor is None else axes(
                 tuple(round(a, 1) for a in field.anchor)),
             "covers": Text(covers, style="" if field.covers is not False else "bold red")}
+
+
+#: Columns of names, which are cut (with an ellipsis) when a table is too wide; the others keep
+#: their full width.
+_NAMES = ("layer", "output")
 
 
 def _table(columns: list[str], rows: list[dict[str, str | Text]]) -> Table:
     table = Table(show_lines=False, header_style="bold", pad_edge=False)
     for column in columns:
-        table.add_column(column, justify="right" if column in _NUMBERS else "left",
-                         no_wrap=column != "layer", overflow="ellipsis", min_width=12 if column == "layer" else None)
+        widest = max([cell_len(str(cells[column])) for cells in rows] + [cell_len(column)])
+        table.add_column(column, justify="right" if column in _NUMBERS else "left", no_wrap=True,
+                         overflow="ellipsis", min_width=min(widest, 12) if column in _NAMES else widest)
     for cells in rows:
         table.add_row(*(cells[c] for c in columns))
     return table
 
 
+def fitted(console: Console, columns: list[str], rows: list[dict[str, str | Text]],
+           optional: tuple[str, ...]) -> Table:
+    """The table of ``rows`` that fits the console: ``optional`` columns dropped in that order
+    until it does (measured at its natural width), then names cut."""
+    columns = list(columns)
+    wide = console.options.update_width(10**6)
+    for column in optional:
+        if Measurement.get(console, wide, _table(columns, rows)).maximum <= console.width:
+            break
+        if column in columns:
+            columns.remove(column)
+    return _table(columns, rows)
+
+
 def format_table(report: Report, all_layers: bool = False, width: int | None = None,
                  color: bool = False, depth: int | None = None) -> str:
-    """The report as a rich table (summary first, then one row per layer), fitted to ``width``
-    columns (default 140): optional columns are dropped, right to left in `OPTIONAL_COLUMNS`
-    order, until the table fits, and long names are cut with an ellipsis."""
+    """The report as a rich table (summary first, then one row per layer, then the outputs),
+    fitted to ``width`` columns (default 140): optional columns are dropped in `OPTIONAL_COLUMNS`
+    order until the table fits, and long names are cut with an ellipsis; numbers are never cut."""
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or WIDTH, force_terminal=color, no_color=not color,
                       highlight=False)
@@ -197,19 +218,12 @@ def format_table(report: Report, all_layers: bool = False, width: int | None = N
     columns = ["#", "layer", "op", "window", "r_min", "r_max", "input r_min", "jump", "offset", "status"]
     if any(cells["shape"] for cells in rows):
         columns.append("shape")
-    for optional in OPTIONAL_COLUMNS:
-        if Measurement.get(console, console.options, _table(columns, rows)).maximum <= console.width:
-            break
-        if optional in columns:
-            columns.remove(optional)
-    table = _table(columns, rows)
-    for column in table.columns:  # what is left too wide is cut, never wrapped
-        column.no_wrap = True
-    console.print(table)
+    console.print(fitted(console, columns, rows, OPTIONAL_COLUMNS))
     fields = report.outputs() if report.locator is not None else []
     if shows_outputs(fields):
         console.print(Text("outputs:", style="bold"))
-        console.print(_table(output_columns(fields), [output_cells(f) for f in fields]))
+        console.print(fitted(console, output_columns(fields), [output_cells(f) for f in fields],
+                             ("centre unit's box", "layer")))
     if report.suggestions:
         console.print(Text("suggestions (each verified by analyzing the edited graph):", style="bold"))
         for line in suggestion_lines(report.suggestions[:5]):

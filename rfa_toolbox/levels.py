@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from .analysis import PerAxis, Report
 
 #: ``P3`` in a label, a module path or a node name: the pyramid level of an output.
-LEVEL = re.compile(r"(?:^|[./_:-])P(\d+)(?:$|[./_:-])")
+LEVEL = re.compile(r"(?:^|[./_:, -])P(\d+)(?:$|[./_:,' -])")
 
 
 @dataclass(frozen=True)

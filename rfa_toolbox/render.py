@@ -19,7 +19,7 @@ import graphviz
 from .analysis import Analysis, LayerResult, Report, Status
 from .errors import RFAError
 from .files import reason
-from .formats import axes, geometry, output_cells, printable, shows_outputs, window
+from .formats import axes, geometry, printable, shows_outputs, window
 from .graph import Graph, Transfer
 from .grouping import group_rows, module_key
 
@@ -306,8 +306,8 @@ def _draw_outputs(diagram: graphviz.Digraph, report: Report, items: dict[str, _I
         lines = [f"<B>{_text(printable(out.label))}</B>", f"stride {geometry(out.stride) or '-'}",
                  f"r {axes(out.r_min)} .. {axes(out.r_max)}"]
         if out.anchor is not None:
-            cover = str(output_cells(out)["covers"])
-            lines.append(_text(f"largest anchor {axes(tuple(round(a) for a in out.anchor))}: covered {cover}"))
+            verdict = "covered" if out.covers else "not covered"
+            lines.append(_text(f"largest anchor {axes(tuple(round(a) for a in out.anchor))}: {verdict}"))
         node = f"out{number}"
         diagram.node(node, label="<" + "<BR/>".join(lines) + ">", shape="note", fillcolor="#ffffff",
                      fontsize="9", id=f"output-{number}", **{"class": "output"})

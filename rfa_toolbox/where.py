@@ -69,6 +69,13 @@ def _pair(interval: Interval) -> Optional[list[int | float]]:
     return None if interval is None else [plain(interval[0]), plain(interval[1])]
 
 
+def _layer_names(report: Report, names: Sequence[str]) -> list[str]:
+    """Layer names, with the names of outputs (``P3/cls_logits``) replaced by their layers."""
+    known = {row.name for row in report.layers}
+    outputs = {f.label: f.layer for f in report.outputs()} if any(n not in known for n in names) else {}
+    return [name if name in known else outputs.get(name, name) for name in names]
+
+
 def last_spatial_layer(report: Report) -> str:
     """The last layer (in topological order) with a finite receptive field on every axis: the
     input of a classifier's global pool."""
@@ -81,8 +88,9 @@ def last_spatial_layer(report: Report) -> str:
 def locate(report: Report, layers: Sequence[str] = (), at: Sequence[tuple[int, ...]] = (),
            pixels: Sequence[tuple[int, ...]] = ()) -> Located:
     """Where units ``at`` (default: the centre unit, n // 2 per axis) of ``layers`` (default:
-    `last_spatial_layer`) look, and which of their units look at the input ``pixels``."""
-    names = list(layers) or [last_spatial_layer(report)]
+    `last_spatial_layer`; an output's name, as `Report.outputs` lists it, stands for its layer)
+    look, and which of their units look at the input ``pixels``."""
+    names = _layer_names(report, layers) if layers else [last_spatial_layer(report)]
     units = []
     for name in names:
         row = report.layer(name)
@@ -138,7 +146,7 @@ def format_located(located: Located, fmt: str, width: Optional[int] = None) -> s
                        " first..last input pixel (size), 'reads' cut to the input"))
     table = Table(header_style="bold", pad_edge=False)
     for column in ("layer", "unit", "axis", "jump", "offset", "union", "smallest path", "reads", "centre"):
-        table.add_column(column, no_wrap=column != "layer", overflow="ellipsis")
+        table.add_column(column, no_wrap=column != "layer", overflow="fold" if column == "layer" else "ellipsis")
     for unit in located.units:
         for axis, box in enumerate(unit.boxes):
             first = axis == 0

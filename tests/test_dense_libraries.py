@@ -25,7 +25,13 @@ def _yolo(name: str):
 def test_yolo_levels(name, heads):
     report = analyze(_yolo(name), 320)
     fields = {f.label: f for f in report.outputs()}
-    assert list(fields) == [f"P{n}{h}" for n in (3, 4, 5) for h in ["", *(f"/{h}" for h in heads)]]
+    expected = [f"P{n}{h}" for n in (3, 4, 5) for h in ["", *(f"/{h}" for h in heads)]]
+    if "-seg" in name:  # the mask prototypes, upsampled from the finest level
+        expected.insert(len(heads) + 1, "P3/proto")
+        assert fields["P3/proto"].stride == (4, 4)
+    assert list(fields) == expected
+    # ultralytics shares one SiLU among its conv blocks: it is named within each caller
+    assert fields["P3"].layer == "model.15.cv2.act"
     for n in (3, 4, 5):
         stride = 2**n
         cls = fields[f"P{n}/cls"]

@@ -21,6 +21,8 @@ from test_where_models import _extent, _torch_linear_positive  # noqa: E402
 
 from rfa_toolbox import analyze  # noqa: E402
 
+from test_cli import assert_one_line_error  # noqa: E402
+
 LEVELS = ["P3", "P4", "P5", "P6", "P7"]
 
 
@@ -210,4 +212,51 @@ def test_model_file_anchors(rfa, tmp_path):
     model.write_text("from torch import nn\nmodel = nn.Conv2d(3, 4, 3)\nanchors = {'P3': ['big']}\n")
     result = rfa("analyze", str(model), "--res", "32")
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert "anchors must map level names to lists of sizes" in result.stderr
+    assert "anchors['P3']: ('big',) is not a size" in result.stderr
+
+
+def test_output_names_and_anchor_levels(rfa, tmp_path):
+    """Every name a tensor is returned under is kept (an empty key leaves the layer's name);
+    anchors must name levels the outputs have; outputs name layers in rfa locate."""
+    model = tmp_path / "named.py"
+    model.write_text(
+        "import torch\nfrom torch import nn\n\n"
+        "class Net(nn.Module):\n"
+        "    def __init__(self):\n"
+        "        super().__init__()\n"
+        "        self.a, self.b = nn.Conv2d(3, 4, 3, 2, 1), nn.Conv2d(4, 4, 3, 2, 1)\n\n"
+        "    def forward(self, x):\n"
+        "        y = self.a(x)\n"
+        "        return {'P3': y, 'P3copy': y, '': self.b(y)}\n\n"
+        "model = Net()\n"
+        "anchors = {'P3': [(10, 13)]}\n")
+    result = rfa("analyze", str(model), "--res", "64", "-f", "json", "--no-suggest")
+    assert result.returncode == 0, result.stderr
+    outputs = json.loads(result.stdout)["outputs"]
+    assert [(o["label"], o["level"], o["anchor"]) for o in outputs] == [("P3, P3copy", "P3", [10, 13]),
+                                                                        ("b", None, None)]
+    located = rfa("locate", str(model), "--res", "64", "--layer", "P3, P3copy", "-f", "json")
+    assert json.loads(located.stdout)["units"][0]["layer"] == "a"
+
+    model.write_text(model.read_text().replace("anchors = {'P3'", "anchors = {'P9'"))
+    assert_one_line_error(rfa("analyze", str(model), "--res", "64"), "anchors name levels no output has (P9)",
+                          "the outputs' levels: P3")
+    model.write_text(model.read_text().replace("[(10, 13)]", "[(10, -1)]"))
+    assert_one_line_error(rfa("analyze", str(model), "--res", "64"), "anchors['P9']: (10, -1) is not a size")
+
+
+@pytest.mark.parametrize("query, words", [
+    ("weights=DEFAULT", ["option weights is not accepted", "never downloaded"]),
+    ("num_classes=3&num_classes=4", ["num_classes is given twice"]),
+    ("_private=1", ["names starting with _ are private"]),
+    ("features_only", ["name=value pairs"]),
+])
+def test_builder_option_errors(rfa, query, words):
+    pytest.importorskip("timm")
+    assert_one_line_error(rfa("analyze", f"timm:resnet18?{query}", "--res", "64"), *words)
+
+
+def test_builder_options_read_lowercase_booleans():
+    pytest.importorskip("timm")
+    assert len(analyze("timm:resnet18?features_only=false", 64).outputs()) == 1
+    assert len(analyze("timm:resnet18?features_only=true", 64).outputs()) == 5

@@ -324,6 +324,17 @@ def test_tables_fit_the_terminal(width):
     text = format_table(analyze(VGG, 224, suggestions=True), width=width)
     assert max(len(line) for line in text.splitlines() if not line.startswith(("note", "model"))) <= width
     assert "pool5" in text  # names stay, cut if need be
+    assert "…│" not in text.replace(" ", "")  # numbers are never cut: columns are dropped instead
+
+
+def test_narrow_tables_drop_columns_in_order():
+    """At 80 columns the VGG-style table drops offset, jump and shape (in that order) and keeps
+    every number whole; at 140 it keeps them all."""
+    report = analyze(VGG, 224)
+    wide, narrow = format_table(report, width=140), format_table(report, width=80)
+    header = next(line for line in narrow.splitlines() if "layer" in line and "r_min" in line)
+    assert "offset" in wide and "jump" in wide and "offset" not in header and "jump" not in header
+    assert "268" in narrow  # the r_max of the last conv, whole
 
 
 def test_suggest_markdown_and_counts(rfa):

@@ -99,8 +99,8 @@ def _retina_box(self: Any, feature: Any, index: int) -> Any:
     return self.head.regression_head.bbox_reg(self.head.regression_head.conv(feature))
 
 
-def _fcos_box(self: Any, feature: Any, index: int) -> Any:
-    return nn.functional.relu(self.head.regression_head.bbox_reg(self.head.regression_head.conv(feature)))
+def _fcos_box(self: Any, feature: Any, index: int) -> Any:  # (FCOS applies a ReLU: no change of field)
+    return self.head.regression_head.bbox_reg(self.head.regression_head.conv(feature))
 
 
 def _fcos_ctr(self: Any, feature: Any, index: int) -> Any:

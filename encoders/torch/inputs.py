@@ -15,6 +15,7 @@ from typing import Any
 
 from rfa_toolbox.errors import shown
 from rfa_toolbox.graph import Graph
+from rfa_toolbox.levels import level_of
 from rfa_toolbox.resolution import parse_resolution
 
 from .encoder import encode
@@ -136,6 +137,12 @@ def encode_model(model: TorchModel, resolution: Any = None, input_shape: Any = N
                 raise ModelLoadError(f"{model.name}: every anchor needs one size, or one per axis ({graph.ndim})")
             graph.anchors = {level: [a * graph.ndim if len(a) == 1 else a for a in sizes]
                              for level, sizes in model.anchors.items()}
+            levels = {level_of(graph, n, graph.output_labels.get(n, n)) for n in graph.output_nodes}
+            unknown = [level for level in graph.anchors if level not in levels]
+            if unknown:
+                raise ModelLoadError(f"{model.name}: anchors name levels no output has ({', '.join(unknown)});"
+                                     f" the outputs' levels: {', '.join(sorted(filter(None, levels))) or 'none'}"
+                                     " (name outputs LEVEL or LEVEL/HEAD)")
         return graph
 
     if model.example_inputs is not None and input_shape is None:

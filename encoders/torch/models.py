@@ -12,6 +12,7 @@ import hashlib
 import importlib.util
 import inspect
 import sys
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,18 +59,27 @@ def builder_options(query: str, source: str) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for item in filter(None, query.split("&")):
         key, equals, text = item.partition("=")
-        if not equals or not key.isidentifier() or key.startswith("_"):
+        if not equals or not key.isidentifier():
             raise ModelLoadError(f"{shown(source)}: options after ? are name=value pairs joined by &,"
                                  f" such as features_only=True&out_indices=1,2,3 (not {shown(item)})")
+        if key.startswith("_") or key in WEIGHT_OPTIONS:
+            why = "weights are never downloaded" if key in WEIGHT_OPTIONS else "names starting with _ are private"
+            raise ModelLoadError(f"{shown(source)}: the option {key} is not accepted ({why})")
+        if key in options:
+            raise ModelLoadError(f"{shown(source)}: the option {key} is given twice")
         values = [_literal(v) for v in text.split(",")] if "," in text else None
         options[key] = tuple(values) if values is not None else _literal(text)
     return options
 
 
+#: Builder options that would fetch weights: rfa builds every model without them.
+WEIGHT_OPTIONS = ("weights", "weights_backbone", "pretrained", "pretrained_cfg", "checkpoint_path")
+
+
 def _literal(text: str) -> Any:
-    words = {"True": True, "False": False, "None": None}
-    if text in words:
-        return words[text]
+    words = {"true": True, "false": False, "none": None}
+    if text.lower() in words:
+        return words[text.lower()]
     for kind in (int, float):
         try:
             return kind(text) if text.isascii() else text
@@ -97,7 +107,9 @@ def _torchvision(name: str, options: dict[str, Any]) -> Any:
 def _built(builder: Callable[..., Any], kwargs: dict[str, Any], label: str, options: dict[str, Any]) -> Any:
     """``builder(**kwargs)``, its failure (a wrong option, say) in one line."""
     try:
-        return builder(**kwargs)
+        with warnings.catch_warnings():  # the library's remarks on odd options; its error is said below
+            warnings.simplefilter("ignore")
+            return builder(**kwargs)
     except Exception as exc:
         given = f" with the options {', '.join(options)}" if options else ""
         raise ModelLoadError(f"{label} cannot be built{given}: {type(exc).__name__}:"
@@ -191,17 +203,21 @@ def file_anchors(value: Any, path: Path) -> Optional[dict[str, list[tuple[float,
     names ``P3/cls``), a list of anchor sizes, each one number (square) or one per axis."""
     if value is None:
         return None
-    problem = f"{path}: anchors must map level names to lists of sizes, such as {{'P3': [32, (64, 32)]}}"
-    if not isinstance(value, dict):
-        raise ModelLoadError(problem)
+    example = "such as {'P3': [32, (64, 32)]}"
+    if not isinstance(value, dict) or not value:
+        raise ModelLoadError(f"{path}: anchors must map level names to lists of sizes, {example}")
     out: dict[str, list[tuple[float, ...]]] = {}
     for level, sizes in value.items():
-        if not isinstance(level, str) or not isinstance(sizes, (list, tuple)) or not sizes:
-            raise ModelLoadError(problem)
+        if not isinstance(level, str) or not level:
+            raise ModelLoadError(f"{path}: anchors: the level {shown(level)} is not a name such as 'P3'")
+        if not isinstance(sizes, (list, tuple)) or not sizes:
+            raise ModelLoadError(f"{path}: anchors[{shown(level)}] must be a list of sizes, {example}")
         items = [size if isinstance(size, (list, tuple)) else (size,) for size in sizes]
-        if any(not item or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2**31
-                                   for v in item) for item in items):
-            raise ModelLoadError(problem)
+        for item in items:
+            if not item or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 2**31
+                                   for v in item):
+                raise ModelLoadError(f"{path}: anchors[{shown(level)}]: {shown(item)} is not a size (a number"
+                                     " above 0, or one per axis)")
         out[level] = [tuple(float(v) for v in item) for item in items]
     return out
 

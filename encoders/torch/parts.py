@@ -96,8 +96,9 @@ def submodule_inputs(model: Any, sub: Any, path: str, inputs: tuple[Any, ...]) -
     tensors = [a for a in args if isinstance(a, torch.Tensor)]
     if kwargs or len(tensors) != len(args) or not tensors:
         kinds = ", ".join(type(a).__name__ for a in args) + (", keywords" if kwargs else "")
-        raise TraceError(f"--module {path} is called with {kinds}, not only tensors; name a"
-                         " submodule that takes tensors (or its parent)")
+        raise TraceError(f"--module {path} is called with {kinds}, not only tensors: name a"
+                         " submodule whose forward takes tensors (a list or dict of feature maps,"
+                         " as a pyramid or a head takes, cannot be traced on its own)")
     return tuple(tensors)
 
 

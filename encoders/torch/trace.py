@@ -129,14 +129,13 @@ def trace(model: Any, inputs: tuple[Any, ...]) -> tuple[Any, list[str]]:
 
 def output_labels(value: Any, prefix: str = "") -> list[str]:
     """Names of the tensors in a forward's return value, in the tracer's flattening order: dict
-    keys and list/tuple indices joined by ``/`` (``P3/cls_logits``, ``0``); empty for one
-    tensor."""
+    keys and list/tuple indices joined by ``/`` (``P3/cls_logits``, ``0``), one per tensor."""
     if isinstance(value, dict):
         items = [(str(k), v) for k, v in value.items()]
     elif isinstance(value, (list, tuple)):
         items = [(str(i), v) for i, v in enumerate(value)]
     else:
-        return [prefix] if prefix else []
+        return [prefix]  # empty for a single tensor (or an empty key): known by its layer
     return [label for key, item in items for label in output_labels(item, f"{prefix}/{key}" if prefix else key)]
 
 
@@ -148,7 +147,7 @@ def _trace_failure(exc: Exception, inputs: tuple[Any, ...]) -> TraceError:
         return TraceError(f"the input {shapes} is too small for the model ({first}); try a larger --res")
     if "of traced region" in message or "Only tensors" in message:
         return TraceError("forward returned something that is not a tensor (or a list, tuple or dict of"
-                          " tensors); return the model's outputs as tensors")
+                          " tensors, the dict's keys strings); return the model's outputs as tensors")
     if "size mismatch" in message or "shape" in message or "channels" in message:
         return InputMismatchError(
             f"the model cannot run on an input of shape {shapes} ({first}); check --res and"

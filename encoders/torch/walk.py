@@ -51,8 +51,18 @@ class PendingNode(NamedTuple):
 
 
 def module_path(scope: str) -> str:
-    """The module path of a scope such as ``features/features.conv0`` (the last part)."""
-    return scope.rsplit("/", 1)[-1] if scope else ""
+    """The module path of a scope such as ``features/features.conv0`` (the last part).
+
+    A module registered in several places (ultralytics shares one activation among all its
+    conv blocks) has one name in the tracer's map, its first (``model.0.act``); called from
+    another module, it is named within its caller instead (``model.15.cv2.act``)."""
+    if not scope:
+        return ""
+    parts = scope.split("/")
+    last = parts[-1]
+    if len(parts) > 1 and parts[-2] and not last.startswith(parts[-2] + "."):
+        return f"{parts[-2]}.{last.rsplit('.', 1)[-1]}"
+    return last
 
 
 def sizes_of(value: Any) -> Optional[tuple[int, ...]]:
@@ -217,9 +227,11 @@ class Walker:
             self.graph.add(_layer(name, node, self.ndim), [renamed.get(s, s) for s in node.sources])
         flat = [renamed.get(t.node, t.node) for value in output_values for t in _flatten(value)]
         self.graph.outputs = list(dict.fromkeys(flat))
-        if len(labels) == len(flat):
+        if len(labels) == len(flat):  # a tensor returned under several names gets them all
             for name, label in zip(flat, labels):
-                self.graph.output_labels.setdefault(name, label)
+                known = self.graph.output_labels.get(name)
+                if label and label != known:
+                    self.graph.output_labels[name] = f"{known}, {label}" if known else label
         self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
         return self.graph
 

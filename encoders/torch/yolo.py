@@ -5,7 +5,8 @@ In eval mode the last layer (``Detect``) concatenates every level, decodes dista
 boxes and returns one tensor in which the levels are mixed. `YoloDense` runs the layers as
 ultralytics does (each layer reads the outputs its ``f`` index names) up to ``Detect``, then
 returns per level its input feature map and each branch of ``Detect`` on it: ``cv2`` (box
-distances), ``cv3`` (classes) and ``cv4`` where the task has one (masks, keypoints, angles).
+distances), ``cv3`` (classes) and ``cv4`` where the task has one (masks, keypoints, angles);
+segmentation heads also return their mask prototypes (``proto``, from the finest level).
 This module imports torch; it is imported only for such models.
 """
 
@@ -48,6 +49,8 @@ class YoloDense(nn.Module):
                 if isinstance(branch, nn.ModuleList) and index < len(branch):
                     name = EXTRA.get(type(detect).__name__, name) if attr == "cv4" else name
                     out[f"{MAP}{index}/{name}"] = branch[index](feature)
+            if index == 0 and isinstance(getattr(detect, "proto", None), nn.Module):
+                out[f"{MAP}0/proto"] = detect.proto(feature)  # the mask prototypes, from the finest level
         return out
 
 
