@@ -8,9 +8,11 @@ from typing import Any
 
 import click
 
-from .cli_options import MODEL_HELP
 from .console import model_prints_to_stderr, progress, terminal_width, write_output
 from .formats import printable
+
+ERF_MODEL_HELP = """MODEL is a PyTorch model: a Python file defining it (model.py, or model.py:NAME),
+    torchvision:NAME or timm:NAME (options after ?, as for rfa analyze)."""
 
 
 def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[float, ...] | None:
@@ -21,12 +23,31 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
         numbers = tuple(float(part) for part in value.split(","))
     except ValueError:
         raise click.BadParameter(f"{printable(value)!r} is not numbers separated by commas", ctx, param) from None
-    if not all(abs(v) < 1e6 for v in numbers) or (param.name == "std" and not all(v > 0 for v in numbers)):
-        raise click.BadParameter(f"{printable(value)!r}: give finite numbers (std above 0)", ctx, param)
+    if not all(abs(v) < 1e6 for v in numbers):
+        raise click.BadParameter(f"{printable(value)!r}: give finite numbers", ctx, param)
+    if param.name == "std" and not all(v > 0 for v in numbers):
+        raise click.BadParameter(f"{printable(value)!r}: a standard deviation is above 0", ctx, param)
     return numbers
 
 
-@click.command("erf", epilog=MODEL_HELP)
+def _writable(picture: Path) -> None:
+    """The picture's name and folder checked (the folder made when missing) before the work."""
+    import os
+
+    from .boxes_picture import picture_path
+    from .errors import RFAError
+    from .files import reason
+
+    folder = picture_path(picture).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RFAError(f"cannot write {picture}: {reason(exc)}") from None
+    if not os.access(folder, os.W_OK):
+        raise RFAError(f"cannot write {picture}: the folder {folder} is not writable")
+
+
+@click.command("erf", epilog=ERF_MODEL_HELP)
 @click.argument("model", metavar="MODEL")
 @click.option("--res", "-r", "resolution", metavar="R", help="Input resolution (224, or 800x1333).")
 @click.option("--input-shape", metavar="SHAPE", help="Full input shape without batch, such as 3x224x224.")
@@ -52,7 +73,8 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str | None) -> tu
 @click.option("--std", callback=_floats, default=None, metavar="S,S,S",
               help="Per-channel std of image normalization (default ImageNet's 0.229,0.224,0.225).")
 @click.option("--seed", type=click.IntRange(min=0, max=2**63 - 1), default=0, show_default=True,
-              help="Seed of the Gaussian noise.")
+              help="Seed of the Gaussian noise and of the random initialisation of a model built"
+                   " from its name (so a run can be repeated).")
 @click.option("--float64", is_flag=True, help="Run the model in float64 (default float32).")
 @click.option("--log", is_flag=True, help="Draw 2-D maps on a logarithmic colour scale.")
 @click.option("--picture", "-o", type=click.Path(dir_okay=False, path_type=Path), default=None, metavar="FILE",
@@ -69,9 +91,7 @@ def erf_command(**kwargs: Any) -> None:
 
     picture = kwargs.pop("picture")
     if picture is not None:
-        from .boxes_picture import picture_path
-
-        picture_path(picture)  # a bad name is said before any work
+        _writable(picture)  # a bad name or folder is said before any work
     with model_prints_to_stderr(), progress(sys.stderr.isatty()) as step:
         erf = effective_receptive_field(
             kwargs["model"], kwargs["resolution"], layers=kwargs["layers"], outputs=kwargs["outputs"],

@@ -188,3 +188,44 @@ def test_default_is_the_last_spatial_layer_at_its_enclosing_module():
     erf = effective_receptive_field(torchvision.models.resnet18(weights=None), 64, samples=1)
     (erf_map,) = erf.maps
     assert (erf_map.layer, erf_map.source, erf_map.units) == ("layer4.1.relu:1", "module layer4.1", (2, 2))
+
+
+def test_in_place_ops_after_a_module_do_not_change_its_map():
+    """VGG's conv features.10 is followed by an in-place ReLU (features.11): the two maps differ,
+    and the conv's is its own output's (a hook keeps a copy)."""
+    model = torchvision.models.vgg11(weights=None)
+    erf = effective_receptive_field(model, 64, layers=["features.8", "features.9"], samples=2, float64=True)
+    conv, relu = (m.heat for m in erf.maps)
+    assert not np.allclose(conv, relu)
+    assert next(model.parameters()).dtype == torch.float32 and model.training  # the model is given back
+
+
+class _Aliases(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(4, 4, 5, padding=2)
+
+    def forward(self, x):
+        f = self.a(x)
+        return {"feat": f, "alias": f, "head": self.b(f)}
+
+
+def test_outputs_by_name_and_defaults():
+    erf = effective_receptive_field(_Aliases(), 32, outputs=["feat", "head"], samples=1, input_shape=(3, 32, 32))
+    feat, head = erf.maps
+    assert [tuple(b) for b in feat.union] == [(15, 17)] * 2 and [tuple(b) for b in head.union] == [(13, 19)] * 2
+    assert _extent(head.heat) == [(13, 19)] * 2  # the head's own map, not the first output's
+    # defaults: the last finite layer a module called once makes (VGG: the 7x7 adaptive pool)
+    default = effective_receptive_field(torchvision.models.vgg11(weights=None), 96, samples=1)
+    assert default.maps[0].source == "module avgpool"
+    # a module path wins over an op named after its module (resnet18's block 'layer1.0')
+    block = effective_receptive_field(torchvision.models.resnet18(weights=None), 64, layers="layer1.0", samples=1)
+    assert block.maps[0].source == "module layer1.0"
+
+
+def test_detectors_and_heads_are_refused_clearly(rfa):
+    assert_one_line_error(rfa("erf", "torchvision:retinanet_resnet50_fpn", "--res", "128"), "is a detector",
+                          "measure its backbone")
+    assert_one_line_error(rfa("erf", "torchvision:resnet18", "--res", "64", "--output", "fc"), "sees the whole input")
+    assert_one_line_error(rfa("erf", "torchvision:resnet18", "--res", "64", "-o", "/proc/x/erf.png"),
+                          "cannot write /proc/x/erf.png")

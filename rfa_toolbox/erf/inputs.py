@@ -48,12 +48,16 @@ def load_weights(module: Any, path: str | Path) -> None:
         raise RFAError(f"--weights {path} is not a state dict rfa can read safely: save"
                        " model.state_dict() with torch.save (or safetensors); pickled objects and"
                        " code are never loaded") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]  # a training checkpoint
+    for key in ("state_dict", "model"):  # a training checkpoint
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+            break
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise RFAError(f"--weights {path} holds no state dict (a mapping of names to tensors)")
-    state = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
     own = module.state_dict()
+    stripped = {k.removeprefix("module."): v for k, v in state.items()}  # saved from DataParallel
+    if set(stripped) == set(own) != set(state):
+        state = stripped
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]
     if missing or unexpected:
@@ -88,14 +92,25 @@ def image_batches(files: Sequence[Path], shape: tuple[int, ...], batch: int, mea
     from PIL import Image, UnidentifiedImageError
 
     channels, height, width = shape
-    if channels not in (1, 3) or len(mean) != channels or len(std) != channels:
-        raise RFAError(f"images feed a model with 1 or 3 input channels and a mean and std per channel"
-                       f" (the model takes {channels}; --mean and --std have {len(mean)} and {len(std)} values)")
+    if channels not in (1, 3):
+        raise RFAError(f"images feed models with 1 or 3 input channels; this one takes {channels}")
+    if len(mean) != channels or len(std) != channels:
+        raise RFAError(f"the model takes {channels} input channel(s): give --mean and --std with one value"
+                       f" each per channel (now {len(mean)} and {len(std)}; ImageNet's are for 3)")
     for start in range(0, len(files), batch):
         arrays = []
         for path in files[start:start + batch]:
             try:
-                with Image.open(path) as opened:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    opened = Image.open(path)
+                    opened.load()
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                raise RFAError(f"the image {path} is too large to open safely") from None
+            except (OSError, UnidentifiedImageError, ValueError):
+                raise RFAError(f"cannot read the image {path}: not an image file PIL can open") from None
+            try:
+                with opened:
                     image = opened.convert("RGB" if channels == 3 else "L").resize(
                         (width, height), Image.Resampling.BILINEAR)
                     pixels = np.asarray(image, dtype=np.float64) / 255.0

@@ -13,7 +13,6 @@ import numpy as np
 
 from ..analysis import Report
 from ..errors import RFAError, shown
-from ..where import last_spatial_layer
 from .inputs import IMAGENET_MEAN, IMAGENET_STD, image_batches, image_files, load_weights, noise_batches
 from .numbers import ERFNumbers, Interval, erf_numbers
 
@@ -36,8 +35,9 @@ class ERFMap:
     def to_dict(self) -> dict[str, Any]:
         """Plain data (without the map itself, which pictures show)."""
         return {"layer": self.layer, "source": self.source, "unit": list(self.unit), "units": list(self.units),
-                "union": [None if b is None else list(b) for b in self.union],
-                "smallest": [None if b is None else list(b) for b in self.smallest], **self.numbers.to_dict()}
+                "union_clipped": [None if b is None else list(b) for b in self.union],
+                "smallest_clipped": [None if b is None else list(b) for b in self.smallest],
+                **self.numbers.to_dict()}
 
 
 @dataclass
@@ -86,7 +86,6 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
     """
     import torch
 
-    from ..api import analysis_of
     from ..encoders.torch import models
 
     step = on_step or (lambda text: None)
@@ -101,12 +100,36 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
     module = named.module
     if not isinstance(module, torch.nn.Module):
         raise RFAError(f"{named.name}: the effective receptive field is measured on a PyTorch model")
+    if type(module).__module__.startswith(("torchvision.models.detection", "ultralytics.")):
+        raise RFAError(f"{named.name} is a detector: its forward resizes, decodes and filters, so its"
+                       " gradient is not a unit's; measure its backbone (a model file with"
+                       " `model = detector.backbone`)")
+    layers = [layers] if isinstance(layers, str) else list(layers)
+    outputs = [outputs] if isinstance(outputs, str) else list(outputs)
+    was_training = module.training
+    try:
+        return _erf(named, module, resolution, layers, outputs, weights, images, samples, batch, mean, std,
+                    float64, seed, input_shape, step)
+    finally:
+        module.train(was_training)  # tracing and measuring put it in eval mode
+
+
+def _erf(named: Any, module: Any, resolution: Any, layers: list[str], outputs: list[str],
+         weights: Optional[str | Path], images: Optional[str | Path], samples: int, batch: int,
+         mean: Sequence[float], std: Sequence[float], float64: bool, seed: int, input_shape: Any,
+         step: Callable[[str], None]) -> ERF:
+    import torch
+
+    from ..api import analysis_of
+
     if weights is not None:
         step(f"loading {weights}")
         load_weights(module, weights)
     step(f"tracing {named.name}")
     analysis = analysis_of(module, resolution, input_shape=input_shape)
     report, graph = analysis.report, analysis.graph
+    if len(graph.inputs) > 1:
+        raise RFAError(f"{named.name} takes {len(graph.inputs)} inputs; rfa erf feeds one input tensor")
     shape = tuple(graph[graph.inputs[0]].shape or ())
     if len(shape) != graph.ndim + 1:
         raise RFAError(f"{named.name}: the input's shape is unknown; give --input-shape")
@@ -129,70 +152,82 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
         boxes = report.box(target.layer, unit)
         union = [None if b is None else b["union_clipped"] for b in boxes]
         smallest = [None if b is None else b["smallest_clipped"] for b in boxes]
-        centre = [float(c) if c is not None else (n - 1) / 2
-                  for c, n in zip(report.centre(target.layer, unit), report.resolution)]
+        if not np.isfinite(heat).all():
+            raise RFAError(f"the input gradient of {target.source} is not a number (NaN or infinite):"
+                           " the weights or the inputs hold such values")
         if not heat.sum() > 0:
             raise RFAError(f"the input gradient of {target.source} is zero everywhere (dead units at"
                            " these weights and inputs); try other inputs or weights")
-        maps.append(ERFMap(target.layer, target.source, unit, units, heat, union, smallest,
-                           erf_numbers(heat, centre, union, smallest)))
+        numbers = erf_numbers(heat, None, union, smallest)
+        maps.append(ERFMap(target.layer, target.source, unit, units, heat, union, smallest, numbers))
     return ERF(named.name, report.resolution, count, described,
                str(weights) if weights is not None else "random initialisation (no weights given)",
                "float64" if float64 else "float32", maps)
 
 
 def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequence[str]) -> list[_Target]:
-    """What to take the gradient of, for each layer and output asked for."""
+    """What to take the gradient of, for each layer and output asked for; by default the last
+    layer with a finite field that a module called once makes."""
     graph = report._locate().graph
     modules = dict(module.named_modules())
+    calls = _module_calls(module, graph)
     targets = []
-    for name in layers or ([] if outputs else [last_spatial_layer(report)]):
-        path: Optional[str] = None
-        if name in graph:
-            layer = name
-        elif name in modules and name:
-            path = name
+    path: Optional[str]
+    for name in layers:
+        if name and name in modules:  # a module path wins over an op named after its module
             inside = [n for n in graph.topological_order()
                       if (graph[n].module or "") == name or (graph[n].module or "").startswith(name + ".")]
             if not inside:
                 raise RFAError(f"module {shown(name)} makes no layer of the analysis")
-            layer = inside[-1]
+            layer, path = inside[-1], name
+        elif name in graph:
+            layer, path = name, _module_of(report, name, calls)
         else:
             raise RFAError(f"the model has no layer or module {shown(name)}")
-        if any(r is None for r in report.layer(layer).r_max):
-            raise RFAError(f"{shown(name)} sees the whole input: its effective receptive field is not"
-                           " a unit's; pick a layer before the global pooling")
-        path = path or _module_of(module, report, layer)
+        _check_finite(report, layer, name)
+        if path is None:
+            raise RFAError(f"layer {shown(name)} is not the output of a module called once (an op of a"
+                           " forward, or a shared module); name a module path (as model.named_modules()"
+                           " lists them)")
         targets.append(_Target(layer, f"module {path}", _hooked(path)))
-    fields = {f.label: f for f in report.outputs()}
+    fields = report.outputs()
     for label in outputs:
-        if label not in fields:
-            raise RFAError(f"the model has no output {shown(label)} (its outputs: {', '.join(fields)})")
-        index = list(fields).index(label)
-        targets.append(_Target(fields[label].layer, f"output {label}", _returned(index)))
+        found = [f for f in fields if label == f.label or label in f.label.split(", ")]
+        if not found:
+            names = ", ".join(f.label for f in fields)
+            raise RFAError(f"the model has no output {shown(label)} (its outputs: {names})")
+        _check_finite(report, found[0].layer, label)
+        parts = found[0].label.split(", ")
+        targets.append(_Target(found[0].layer, f"output {label}", _returned(label if label in parts else parts[0])))
+    if not layers and not outputs:
+        for row in reversed(report.layers):
+            if row.op != "input" and all(r is not None for r in row.r_max):
+                path = _module_of(report, row.name, calls)
+                if path is not None:
+                    return [_Target(row.name, f"module {path}", _hooked(path))]
+        raise RFAError("no layer with a finite receptive field is the output of a module called once;"
+                       " name a module path with --layer")
     return targets
 
 
-def _module_of(module: Any, report: Report, layer: str) -> str:
-    """The innermost module, called once, whose output is ``layer``: its own module, or the
-    first enclosing one that ends with it (``layer4.2`` for the last ReLU of a bottleneck that
-    calls one ReLU module three times). Found by one forward pass with hooks."""
+def _check_finite(report: Report, layer: str, name: str) -> None:
+    if any(r is None for r in report.layer(layer).r_max):
+        raise RFAError(f"{shown(name)} sees the whole input: its effective receptive field is not"
+                       " a unit's; pick a layer before the global pooling")
+
+
+def _module_calls(module: Any, graph: Any) -> dict[str, list[tuple[int, ...]]]:
+    """The spatial output shape of every call of every module, from one forward pass on zeros."""
     import torch
 
-    graph = report._locate().graph
-    path = graph[layer].module
-    candidates = []
-    while path:
-        inside = [n for n in graph.topological_order()
-                  if (graph[n].module or "") == path or (graph[n].module or "").startswith(path + ".")]
-        if inside and inside[-1] == layer:
-            candidates.append(path)
-        path = path.rpartition(".")[0]
     calls: dict[str, list[tuple[int, ...]]] = {}
-    modules = dict(module.named_modules())
-    handles = [modules[p].register_forward_hook(
-        lambda m, a, out, p=p: calls.setdefault(p, []).append(tuple(getattr(out, "shape", ())[2:])))
-        for p in candidates if p in modules]
+
+    def record(path: str) -> Any:
+        def hook(m: Any, args: Any, out: Any) -> None:
+            calls.setdefault(path, []).append(tuple(out.shape[2:]) if isinstance(out, torch.Tensor) else ())
+        return hook
+
+    handles = [m.register_forward_hook(record(path)) for path, m in module.named_modules() if path]
     shape = graph[graph.inputs[0]].shape or ()
     try:
         with torch.no_grad():
@@ -200,11 +235,23 @@ def _module_of(module: Any, report: Report, layer: str) -> str:
     finally:
         for handle in handles:
             handle.remove()
-    for path in candidates:
-        if calls.get(path) == [tuple(report.units(layer))]:
+    return calls
+
+
+def _module_of(report: Report, layer: str, calls: dict[str, list[tuple[int, ...]]]) -> Optional[str]:
+    """The innermost module, called once, whose output is ``layer``: its own module, or the
+    first enclosing one that ends with it (``layer4.2`` for the last ReLU of a bottleneck that
+    calls one ReLU module three times); None when there is none."""
+    graph = report._locate().graph
+    path = graph[layer].module
+    units = tuple(report.units(layer))
+    while path:
+        inside = [n for n in graph.topological_order()
+                  if (graph[n].module or "") == path or (graph[n].module or "").startswith(path + ".")]
+        if inside and inside[-1] == layer and calls.get(path) == [units]:
             return path
-    raise RFAError(f"layer {shown(layer)} is not the output of a module called once; name a module path"
-                   " (as model.named_modules() lists them) with --layer")
+        path = path.rpartition(".")[0]
+    return None
 
 
 def _hooked(path: str) -> Callable[[Any, dict[str, list[Any]]], Any]:
@@ -212,13 +259,22 @@ def _hooked(path: str) -> Callable[[Any, dict[str, list[Any]]], Any]:
     return lambda out, hooked: hooked[path][0]
 
 
-def _returned(index: int) -> Callable[[Any, dict[str, list[Any]]], Any]:
-    """The ``index``-th tensor the model returns."""
-    return lambda out, hooked: _flat(out)[index]
+def _returned(label: str) -> Callable[[Any, dict[str, list[Any]]], Any]:
+    """The tensor the model returns under ``label`` (a dict key or list index path)."""
+    from ..encoders.torch.trace import output_labels
+
+    def pick(out: Any, hooked: dict[str, list[Any]]) -> Any:
+        labels, tensors = output_labels(out), _flat(out)
+        if label in labels:
+            return tensors[labels.index(label)]
+        if len(tensors) == 1:  # a single output, known by its layer's name
+            return tensors[0]
+        raise RFAError(f"the model's forward returns no output named {shown(label)}")
+    return pick
 
 
 def _flat(value: Any) -> list[Any]:
-    """The tensors of a forward's return value, in the order `Report.outputs` lists them."""
+    """The tensors of a forward's return value, in the order `output_labels` names them."""
     if isinstance(value, dict):
         return [t for item in value.values() for t in _flat(item)]
     if isinstance(value, (list, tuple)):
@@ -234,10 +290,12 @@ def _measure(module: Any, targets: list[_Target], batches: Any, count: int, dtyp
     paths = {t.source.split(" ", 1)[1] for t in targets if t.source.startswith("module ")}
     hooked: dict[str, list[Any]] = {}
     modules = dict(module.named_modules())
-    handles = [modules[p].register_forward_hook(lambda m, a, out, p=p: hooked.setdefault(p, []).append(out))
-               for p in paths]
+    handles = [modules[p].register_forward_hook(  # a copy: an in-place op after it must not change it
+        lambda m, a, out, p=p: hooked.setdefault(p, []).append(out.clone() if isinstance(out, torch.Tensor) else out))
+        for p in paths]
     frozen = [p for p in module.parameters() if p.requires_grad]
-    device = next(module.parameters(), torch.zeros(())).device
+    first = next(module.parameters(), torch.zeros(()))
+    device, was_dtype = first.device, first.dtype
     module.to(dtype).eval()
     heats = [torch.zeros(report.resolution, dtype=torch.float64) for _ in targets]
     done = 0
@@ -255,19 +313,28 @@ def _measure(module: Any, targets: list[_Target], batches: Any, count: int, dtyp
                         raise RFAError("a module asked for is called more than once in forward (shared);"
                                        " name the module that calls it")
                     unit = report.units(target.layer)
+                    if not isinstance(y, torch.Tensor) or y.dim() < 3:
+                        raise RFAError(f"{target.source} gives no feature map (a {type(y).__name__}"
+                                       f"{' of rank ' + str(y.dim()) if isinstance(y, torch.Tensor) else ''});"
+                                       " name a module whose output has spatial axes")
                     if tuple(y.shape[2:]) != tuple(unit):
                         raise RFAError(f"{target.source} gives {'x'.join(map(str, y.shape[2:]))} units, layer"
                                        f" {target.layer} has {'x'.join(map(str, unit))}: name the module whose"
                                        " output you mean")
-                    centre = tuple(n // 2 for n in y.shape[2:])
-                    (grad,) = torch.autograd.grad(y[(slice(None), slice(None), *centre)].sum(), x,
+                    centre: Any = (slice(None), slice(None), *(n // 2 for n in y.shape[2:]))
+                    (grad,) = torch.autograd.grad(y[centre].sum(), x,
                                                   retain_graph=i < len(targets) - 1)
                     heats[i] += grad.detach().abs().sum(dim=(0, 1)).to("cpu", torch.float64)
             done += x.shape[0]
             step(f"gradients of {len(targets)} unit(s): {done}/{count} samples")
+    except RuntimeError as exc:
+        if "alloc" in str(exc) or "memory" in str(exc):
+            raise RFAError(f"out of memory at batches of {x.shape[0]}: lower --batch") from None
+        raise
     finally:
         for handle in handles:
             handle.remove()
         for p in frozen:
             p.requires_grad_(True)
+        module.to(was_dtype)
     return [(h / max(done, 1)).numpy() for h in heats]

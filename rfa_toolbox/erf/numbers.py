@@ -24,7 +24,7 @@ class ERFNumbers:
 
     std: tuple[float, ...]           #: standard deviation of the contribution along each axis
     mean: tuple[float, ...]          #: where the contribution is centred, per axis (pixels)
-    #: per share: the half-width r of the smallest box [c - r, c + r] around the unit's centre c
+    #: per share: the half-width r of the smallest box [c - r, c + r] around the map's centre c
     #: (the same r on every axis, cut to the input) that holds that share of the contribution
     radius: dict[float, int]
     #: per share: that box's area over the input's (RepLKNet's high-contribution area ratio)
@@ -50,11 +50,13 @@ def _pct(share: float) -> str:
     return f"{share * 100:g}"
 
 
-def erf_numbers(heat: np.ndarray, centre: Sequence[float], union: Sequence[Interval],
+def erf_numbers(heat: np.ndarray, centre: Optional[Sequence[float]], union: Sequence[Interval],
                 smallest: Sequence[Interval]) -> ERFNumbers:
-    """The numbers of ``heat`` for a unit centred at ``centre`` (input pixels, per axis) whose
-    union box and smallest path's box, cut to the input, are ``union`` and ``smallest``
-    (None on an axis: the whole axis for the union, nothing for the smallest)."""
+    """The numbers of ``heat`` around ``centre`` (input pixels, per axis; default: the map's own
+    centre, its mean) for a unit whose union box and smallest path's box, cut to the input, are
+    ``union`` and ``smallest`` (None on an axis: the whole axis for the union, nothing for the
+    smallest). The map's mean is the unit's centre where fields are symmetric; after
+    upsampling, the union box is not, and the mean is where the contribution is."""
     heat = np.asarray(heat, dtype=np.float64)
     total = float(heat.sum())
     if not total > 0:
@@ -66,6 +68,7 @@ def erf_numbers(heat: np.ndarray, centre: Sequence[float], union: Sequence[Inter
         m = float((marginal * positions).sum())
         mean.append(m)
         std.append(math.sqrt(max(float((marginal * (positions - m) ** 2).sum()), 0.0)))
+    centre = list(mean) if centre is None else list(centre)
     table = _summed_area(heat)
     radius: dict[float, int] = {}
     area: dict[float, float] = {}

@@ -7,10 +7,9 @@ import json
 from typing import Optional
 
 from rich.console import Console
-from rich.table import Table
 from rich.text import Text
 
-from ..formats import WIDTH, axes, printable
+from ..formats import WIDTH, axes, fitted, printable
 from .measure import ERF
 from .numbers import SHARES, Interval
 
@@ -21,23 +20,24 @@ def format_erf(erf: ERF, fmt: str, width: Optional[int] = None) -> str:
         return json.dumps(erf.to_dict(), indent=2) + "\n"
     buffer = io.StringIO()
     console = Console(file=buffer, width=width or WIDTH, no_color=True, highlight=False)
-    console.print(Text(printable(f"model: {erf.model} at {axes(erf.resolution)}; {erf.samples} samples of"
+    console.print(Text(printable(f"model: {erf.model} at {axes(erf.resolution)}; {erf.samples} sample(s) of"
                                  f" {erf.inputs}; {erf.weights}; {erf.dtype}")))
     shares = "/".join(f"{s * 100:g}" for s in SHARES)
-    table = Table(header_style="bold", pad_edge=False)
-    for column in ("measured", "unit", "std px", f"r {shares}%", f"area {shares}% (of input)",
-                   "theoretical box", "99%/box", "in smallest"):
-        table.add_column(column, overflow="fold", min_width=14 if column == "measured" else None)
+    columns = ["layer", "unit", "std px", f"r {shares}%", f"area {shares}% (of input)", "theoretical box",
+               "99%/box", "in smallest"]
+    rows: list[dict[str, str | Text]] = []
     for m in erf.maps:
         n = m.numbers
-        table.add_row(Text(printable(m.source)), f"{axes(m.unit)} of {axes(m.units)}",
-                      axes(tuple(round(s, 1) for s in n.std)),
-                      "/".join(str(n.radius[s]) for s in SHARES),
-                      "/".join(f"{n.area_ratio[s] * 100:.3g}" for s in SHARES), _boxes(m.union),
-                      "-" if n.ratio_to_theoretical is None else f"{n.ratio_to_theoretical:.3f}",
-                      "-" if n.share_in_smallest is None else f"{n.share_in_smallest:.1%}")
+        rows.append({"layer": Text(printable(m.source)), "unit": f"{axes(m.unit)} of {axes(m.units)}",
+                     "std px": axes(tuple(round(s, 1) for s in n.std)),
+                     columns[3]: "/".join(str(n.radius[s]) for s in SHARES),
+                     columns[4]: "/".join(f"{n.area_ratio[s] * 100:.3g}" for s in SHARES),
+                     "theoretical box": _boxes(m.union),
+                     "99%/box": "-" if n.ratio_to_theoretical is None else f"{n.ratio_to_theoretical:.3f}",
+                     "in smallest": "-" if n.share_in_smallest is None else f"{n.share_in_smallest:.1%}"})
+    table = fitted(console, columns, rows, ("theoretical box", "unit"))
     console.print(table)
-    console.print(Text("r: half-width of the box around the unit's centre holding that share of the"
+    console.print(Text("r: half-width of the box around the map's centre (its mean) holding that share of the"
                        " contribution; area: that box over the input; theoretical box: the union of"
                        " all paths, cut to the input; 99%/box: the 99% box over the theoretical box;"
                        " in smallest: the share inside the smallest path's box"))
