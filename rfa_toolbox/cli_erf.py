@@ -54,7 +54,7 @@ def _writable(picture: Path) -> None:
 @click.option("--layer", "-l", "layers", multiple=True, metavar="NAME",
               help="A layer (as rfa analyze names it) or a module path (as named_modules() lists it)"
                    " whose centre unit to measure (repeatable: one panel each). Default: the last"
-                   " layer with a finite receptive field.")
+                   " layer with a finite receptive field that a module called once makes.")
 @click.option("--output", "outputs", multiple=True, metavar="NAME",
               help="An output of the model (as the outputs table of rfa analyze names it) whose centre"
                    " unit to measure (repeatable).")
