@@ -2,7 +2,8 @@
 stride, r_min and r_max of the features and of each dense head, the largest anchor and
 whether the head's field covers it; with the build and analysis times.
 
-    python benchmarks/bench_detectors.py                   # at 800x1333 (SSD: 300, SSDlite: 320)
+    python benchmarks/bench_detectors.py                   # at 800x1333 (SSD 300, SSDlite 320, the
+                                                           # 320 MobileNet R-CNN 320x544)
     python benchmarks/bench_detectors.py --res 512 --only retinanet_resnet50_fpn
 
 Exits with 1 when a model fails.
@@ -15,7 +16,8 @@ import sys
 import time
 
 #: Models trained at a fixed size other than 800x1333 (their transform resizes to it).
-DEFAULT_SIZE = {"ssd300_vgg16": "300", "ssdlite320_mobilenet_v3_large": "320"}
+DEFAULT_SIZE = {"ssd300_vgg16": "300", "ssdlite320_mobilenet_v3_large": "320",
+                "fasterrcnn_mobilenet_v3_large_320_fpn": "320x544"}
 
 
 def main() -> int:
