@@ -171,17 +171,16 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
     graph = report._locate().graph
     modules = dict(module.named_modules())
     calls = _module_calls(module, graph)
+    last = _last_layers(graph)
     targets = []
     path: Optional[str]
     for name in layers:
         if name and name in modules:  # a module path wins over an op named after its module
-            inside = [n for n in graph.topological_order()
-                      if (graph[n].module or "") == name or (graph[n].module or "").startswith(name + ".")]
-            if not inside:
+            if name not in last:
                 raise RFAError(f"module {shown(name)} makes no layer of the analysis")
-            layer, path = inside[-1], name
+            layer, path = last[name], name
         elif name in graph:
-            layer, path = name, _module_of(report, name, calls)
+            layer, path = name, _module_of(report, name, calls, last)
         else:
             raise RFAError(f"the model has no layer or module {shown(name)}")
         _check_finite(report, layer, name)
@@ -202,7 +201,7 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
     if not layers and not outputs:
         for row in reversed(report.layers):
             if row.op != "input" and all(r is not None for r in row.r_max):
-                path = _module_of(report, row.name, calls)
+                path = _module_of(report, row.name, calls, last)
                 if path is not None:
                     return [_Target(row.name, f"module {path}", _hooked(path))]
         raise RFAError("no layer with a finite receptive field is the output of a module called once;"
@@ -238,17 +237,26 @@ def _module_calls(module: Any, graph: Any) -> dict[str, list[tuple[int, ...]]]:
     return calls
 
 
-def _module_of(report: Report, layer: str, calls: dict[str, list[tuple[int, ...]]]) -> Optional[str]:
+def _last_layers(graph: Any) -> dict[str, str]:
+    """For every module path (and every enclosing path), the last layer it makes, in one pass."""
+    last: dict[str, str] = {}
+    for name in graph.topological_order():
+        path = graph[name].module or ""
+        while path:
+            last[path] = name
+            path = path.rpartition(".")[0]
+    return last
+
+
+def _module_of(report: Report, layer: str, calls: dict[str, list[tuple[int, ...]]],
+               last: dict[str, str]) -> Optional[str]:
     """The innermost module, called once, whose output is ``layer``: its own module, or the
     first enclosing one that ends with it (``layer4.2`` for the last ReLU of a bottleneck that
     calls one ReLU module three times); None when there is none."""
-    graph = report._locate().graph
-    path = graph[layer].module
+    path = report._locate().graph[layer].module
     units = tuple(report.units(layer))
     while path:
-        inside = [n for n in graph.topological_order()
-                  if (graph[n].module or "") == path or (graph[n].module or "").startswith(path + ".")]
-        if inside and inside[-1] == layer and calls.get(path) == [units]:
+        if last.get(path) == layer and calls.get(path) == [units]:
             return path
         path = path.rpartition(".")[0]
     return None
