@@ -27,6 +27,10 @@ class Part:
     finish: Optional[Callable[[Graph], None]] = None
 
 
+#: The libraries whose detectors are traced up to their dense outputs.
+ADAPTED = ("torchvision.models.detection", "ultralytics.")
+
+
 class _Reached(BaseException):
     """Stops the parent's forward once the submodule's inputs are known."""
 
@@ -37,20 +41,20 @@ def part_to_trace(model: Any, name: str, inputs: tuple[Any, ...], path: Optional
         sub = submodule(model, path)
         return Part(sub, submodule_inputs(model, sub, path, inputs), name)
     library = type(model).__module__
-    if library.startswith("torchvision.models.detection"):
+    if library.startswith(ADAPTED[0]):
         from . import detection
 
         found = detection.dense_part(model, name, inputs[0])
         if found is not None:
             dense, notes = found
             return Part(dense, inputs, name, notes, detection.levels_and_anchors(model, tuple(inputs[0].shape[-2:])))
-    if library.startswith("ultralytics."):
+    if library.startswith(ADAPTED[1]):
         from . import detection, yolo
 
         yolo_dense = yolo.dense_part(model)
         if yolo_dense is not None:
             def finish(graph: Graph) -> None:
-                graph.anchors = yolo.largest_objects(model, detection.name_levels(graph))
+                graph.anchors = yolo.largest_objects(yolo_dense.model[-1], detection.name_levels(graph))
             return Part(yolo_dense, inputs, name, finish=finish)
     return Part(model, inputs, name)
 

@@ -69,11 +69,10 @@ def dense_part(model: Any) -> Optional[Any]:
     return YoloDense(model)
 
 
-def largest_objects(model: Any, levels: list[str]) -> dict[str, list[tuple[float, ...]]]:
-    """Per level, the largest box its head can predict: distances to the four sides of at most
-    ``reg_max - 1`` strides (the distribution focal loss bins), so a box of ``2 (reg_max - 1)``
-    strides; empty where the head has no such bound."""
-    detect = dense_part(model).model[-1]  # type: ignore[union-attr]
+def largest_objects(detect: Any, levels: list[str]) -> dict[str, list[tuple[float, ...]]]:
+    """Per level, the largest box the ``Detect`` head can predict: distances to the four sides
+    of at most ``reg_max - 1`` strides (the distribution focal loss bins), so a box of
+    ``2 (reg_max - 1)`` strides; empty where the head has no such bound."""
     reg_max, strides = getattr(detect, "reg_max", 1), getattr(detect, "stride", None)
     if reg_max <= 1 or strides is None or len(strides) != len(levels):
         return {}

@@ -64,6 +64,7 @@ class _Target:
     layer: str
     source: str
     pick: Callable[[Any, dict[str, list[Any]]], Any]  #: (model output, hooked outputs) -> tensor
+    module: Optional[str] = None  #: the module whose output is hooked, if any
 
 
 def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequence[str] = (),
@@ -87,6 +88,7 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
     import torch
 
     from ..encoders.torch import models
+    from ..encoders.torch.parts import ADAPTED
 
     step = on_step or (lambda text: None)
     for name, value in (("samples", samples), ("batch", batch)):
@@ -100,7 +102,7 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
     module = named.module
     if not isinstance(module, torch.nn.Module):
         raise RFAError(f"{named.name}: the effective receptive field is measured on a PyTorch model")
-    if type(module).__module__.startswith(("torchvision.models.detection", "ultralytics.")):
+    if type(module).__module__.startswith(ADAPTED):
         raise RFAError(f"{named.name} is a detector: its forward resizes, decodes and filters, so its"
                        " gradient is not a unit's; measure its backbone (a model file with"
                        " `model = detector.backbone`)")
@@ -188,7 +190,7 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
             raise RFAError(f"layer {shown(name)} is not the output of a module called once (an op of a"
                            " forward, or a shared module); name a module path (as model.named_modules()"
                            " lists them)")
-        targets.append(_Target(layer, f"module {path}", _hooked(path)))
+        targets.append(_Target(layer, f"module {path}", _hooked(path), path))
     fields = report.outputs()
     for label in outputs:
         found = [f for f in fields if label == f.label or label in f.label.split(", ")]
@@ -203,7 +205,7 @@ def _targets(module: Any, report: Report, layers: Sequence[str], outputs: Sequen
             if row.op != "input" and all(r is not None for r in row.r_max):
                 path = _module_of(report, row.name, calls, last)
                 if path is not None:
-                    return [_Target(row.name, f"module {path}", _hooked(path))]
+                    return [_Target(row.name, f"module {path}", _hooked(path), path)]
         raise RFAError("no layer with a finite receptive field is the output of a module called once;"
                        " name a module path with --layer")
     return targets
@@ -295,7 +297,7 @@ def _measure(module: Any, targets: list[_Target], batches: Any, count: int, dtyp
     """Per target, the mean over the samples of |d unit / d input|, summed over channels."""
     import torch
 
-    paths = {t.source.split(" ", 1)[1] for t in targets if t.source.startswith("module ")}
+    paths = {t.module for t in targets if t.module is not None}
     hooked: dict[str, list[Any]] = {}
     modules = dict(module.named_modules())
     handles = [modules[p].register_forward_hook(  # a copy: an in-place op after it must not change it
@@ -315,11 +317,11 @@ def _measure(module: Any, targets: list[_Target], batches: Any, count: int, dtyp
             hooked.clear()
             with torch.enable_grad():
                 out = module(x)
+                if any(len(hooked.get(p, ())) > 1 for p in paths):
+                    raise RFAError("a module asked for is called more than once in forward (shared);"
+                                   " name the module that calls it")
                 for i, target in enumerate(targets):
                     y = target.pick(out, hooked)
-                    if [p for p in paths if len(hooked.get(p, ())) > 1]:
-                        raise RFAError("a module asked for is called more than once in forward (shared);"
-                                       " name the module that calls it")
                     unit = report.units(target.layer)
                     if not isinstance(y, torch.Tensor) or y.dim() < 3:
                         raise RFAError(f"{target.source} gives no feature map (a {type(y).__name__}"
