@@ -300,11 +300,6 @@ def _reaches(value: Number | None, size: int) -> bool:
     return value is not None and value >= size
 
 
-def _largest_of(values: list[tuple[Any, ...]], ndim: int) -> PerAxis:
-    """Per axis, the largest value that is not None (None when there is none), for display."""
-    return for_display(fold_axes(values, max, ndim))
-
-
 def fully_utilized(r: Sequence[Number | float | None], resolution: tuple[int, ...]) -> bool:
     """R > r on every axis (an axis with no finite layer does not count)."""
     return all(v is None or v < R for v, R in zip(r, resolution))

@@ -9,6 +9,7 @@ size. Through resampling, the boxes are read from the position-by-position array
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from fractions import Fraction
 from typing import Any, Optional
 
@@ -119,8 +120,16 @@ class Locator:
 
     def centre(self, layer: str, index: Any) -> tuple[Optional[Number], ...]:
         """The centre of the union box of the unit, per axis (None where infinite)."""
-        return tuple(None if b is None else simplify(Fraction(b["union"][0] + b["union"][1], 2))
-                     for b in self.box(layer, index))
+        return centre_of(self.box(layer, index))
+
+    def prefetch(self, layers: Sequence[str]) -> None:
+        """Compute the exact arrays of several layers in one pass over the graph (a question
+        about a new layer otherwise makes its own pass)."""
+        missing = {name for name in layers if name not in self._tracks and name in self.rf}
+        if missing:
+            from .positions import exact_tracks
+
+            self._tracks.update(exact_tracks(self.graph, self.sizes, keep=missing))
 
     def units_covering(self, layer: str, position: Any) -> list[Optional[tuple[int, int]]]:
         """Per axis, (first, last) unit of ``layer`` whose union box holds input ``position``."""
@@ -145,6 +154,11 @@ class Locator:
             first, last = max(first, 0), last if n is None else min(last, n - 1)
             out.append((first, last) if first <= last else None)
         return out
+
+
+def centre_of(boxes: Sequence[Optional[dict[str, Any]]]) -> tuple[Optional[Number], ...]:
+    """The centre of the union boxes `Locator.box` gives, per axis (None where infinite)."""
+    return tuple(None if b is None else simplify(Fraction(b["union"][0] + b["union"][1], 2)) for b in boxes)
 
 
 def _affine_union(a: Any, i: int) -> tuple[Number, Number]:

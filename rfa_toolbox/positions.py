@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .graph import Graph, Layer, Number, Transfer
+from .graph import Graph, Layer, Transfer
 from .sizes import Sizes
 from .taps import taps
 
@@ -238,8 +238,3 @@ def exact_tracks(graph: Graph, sizes: dict[str, Sizes], keep: Optional[set[str]]
             if remaining[source] == 0 and keep is not None:
                 del tracks[source]
     return out
-
-
-def exact_r(track: Track) -> tuple[Number, Number]:
-    """(r_min, r_max) of a track."""
-    return track.r_min, track.r_max

@@ -23,7 +23,6 @@ from .errors import GraphError
 from .graph import Graph, Layer, Number, Transfer, simplify
 
 Path = tuple[Number, Number, Number]  #: (r, j, offset) of a path
-Pair = Path  #: kept for readers of older code: paths were (r, j) pairs
 Span = tuple[Number, Number, Number, Optional[Number]]  #: (j, lo of unit 0, hi of unit 0, 2 * centre)
 
 

@@ -18,6 +18,7 @@ from .analysis import Report
 from .errors import GraphError, shown
 from .formats import WIDTH, axes, printable
 from .graph import Number, plain
+from .locate import centre_of
 
 SCHEMA = "rfa-toolbox/locate/v1"
 
@@ -91,6 +92,7 @@ def locate(report: Report, layers: Sequence[str] = (), at: Sequence[tuple[int, .
     `last_spatial_layer`; an output's name, as `Report.outputs` lists it, stands for its layer)
     look, and which of their units look at the input ``pixels``."""
     names = _layer_names(report, layers) if layers else [last_spatial_layer(report)]
+    report._locate().prefetch(names)  # one pass over the graph for every layer asked about
     units = []
     for name in names:
         row = report.layer(name)
@@ -105,7 +107,7 @@ def locate(report: Report, layers: Sequence[str] = (), at: Sequence[tuple[int, .
             except GraphError as exc:
                 hint = "; every unit asked for is located in every layer named" if len(names) > 1 else ""
                 raise GraphError(f"{exc}{hint}") from None
-            units.append(Unit(name, index, sizes, row.jump, row.offset, box, report.centre(name, index)))
+            units.append(Unit(name, index, sizes, row.jump, row.offset, box, centre_of(box)))
     pixels = [tuple(p) * len(report.resolution) if len(p) == 1 else tuple(p) for p in pixels]
     for position in pixels:
         if len(position) != len(report.resolution):
