@@ -54,7 +54,9 @@ def test_yolo_heads_read_their_boxes():
     dense = dense_part(_torch_linear_positive(model))
     x = torch.rand(1, 3, *res, dtype=torch.float64, requires_grad=True)
     outputs = dense(x)
-    for index, field in enumerate(f for f in report.outputs() if f.label.endswith("/cls")):
+    heads = [f for f in report.outputs() if f.label.endswith("/cls")]
+    assert [f.label for f in heads] == ["P3/cls", "P4/cls", "P5/cls"]
+    for index, field in enumerate(heads):
         out = outputs[f"map{index}/cls"]
         centre = (out.shape[-2] // 2, out.shape[-1] // 2)
         (grad,) = torch.autograd.grad(out[0, :, centre[0], centre[1]].sum(), x, retain_graph=True)

@@ -191,12 +191,19 @@ def test_default_is_the_last_spatial_layer_at_its_enclosing_module():
 
 
 def test_in_place_ops_after_a_module_do_not_change_its_map():
-    """VGG's conv features.10 is followed by an in-place ReLU (features.11): the two maps differ,
-    and the conv's is its own output's (a hook keeps a copy)."""
+    """VGG-11's conv features.8 is followed by an in-place ReLU (features.9): the conv's map is
+    its own output's (a hook keeps a copy), the same as with the ReLU made out of place."""
+    import copy
+
     model = torchvision.models.vgg11(weights=None)
-    erf = effective_receptive_field(model, 64, layers=["features.8", "features.9"], samples=2, float64=True)
+    out_of_place = copy.deepcopy(model)
+    out_of_place.features[9].inplace = False
+    options = {"samples": 2, "float64": True}
+    erf = effective_receptive_field(model, 64, layers=["features.8", "features.9"], **options)
     conv, relu = (m.heat for m in erf.maps)
     assert not np.allclose(conv, relu)
+    alone = effective_receptive_field(out_of_place, 64, layers=["features.8"], **options).maps[0].heat
+    assert np.array_equal(conv, alone)
     assert next(model.parameters()).dtype == torch.float32 and model.training  # the model is given back
 
 

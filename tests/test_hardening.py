@@ -328,18 +328,25 @@ def test_tables_fit_the_terminal(width):
 
 
 def test_narrow_tables_drop_columns_in_order():
-    """At 80 columns the VGG-style table drops offset, jump and shape (in that order) and keeps
-    every number whole; at 140 it keeps them all."""
+    """Narrow tables drop offset and jump first, then shape and input r_min; every number left
+    is whole (conv5_4: r 252, input r_min 220, jump 16, offset -118)."""
     report = analyze(VGG, 224)
-    wide, narrow = format_table(report, width=140), format_table(report, width=80)
-    header = next(line for line in narrow.splitlines() if "layer" in line and "r_min" in line)
-    assert "offset" in wide and "jump" in wide and "offset" not in header and "jump" not in header
-    assert "268" in narrow  # the r_max of the last conv, whole
+    columns = ["#", "layer", "op", "window", "r_min", "r_max"]
+    for width, kept, cells in (
+            (140, columns + ["input r_min", "jump", "offset", "status", "shape"], ["252", "252", "220", "16", "-118"]),
+            (100, columns + ["input r_min", "status", "shape"], ["252", "252", "220"]),
+            (80, columns + ["status"], ["252", "252"])):
+        lines = format_table(report, width=width).splitlines()
+        header = next(line for line in lines if "layer" in line and "r_min" in line)
+        assert [c.strip() for c in header.strip("┃").split("┃")] == kept, width
+        row = next(line for line in lines if " conv5_4 " in line)
+        assert [c.strip() for c in row.strip("│").split("│")][4:4 + len(cells)] == cells, width
 
 
 def test_suggest_markdown_and_counts(rfa):
     markdown = rfa("suggest", VGG, "--res", "224", "-f", "markdown").stdout
-    assert markdown.startswith("# Suggestions: examples/") or markdown.startswith("# Suggestions: ")
+    first = markdown.splitlines()[0]
+    assert first.startswith("# Suggestions: ") and "vgg_style.yaml" in first
     assert "| 1 | stride of pool4 to 1 | 196 | yes |" in markdown
     from rfa_toolbox.formats import count
 

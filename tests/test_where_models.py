@@ -58,11 +58,20 @@ def _feeding_the_head(report) -> str:
     return source
 
 
+#: The fields of the clipped models, which their gradients cannot show (the whole input).
+CLIPPED_R = {"regnet_x_400mf": 975, "densenet121": 2071, "DenseNet121": 2071}
+
+
 def _check(report, layer, centre, measured, name):
     boxes = report.box(layer, centre)
     assert [b["union_clipped"] for b in boxes] == measured, (name, layer, centre, boxes)
     if name not in CLIPPED:  # the whole box inside the input: offset and size both measured
         assert [b["union"] for b in boxes] == measured, (name, boxes)
+    else:  # the box reaches beyond the input on every side, and is as wide as the field
+        r = CLIPPED_R[name]
+        assert report.layer(layer).r_max == (r, r), name
+        assert [b["union"][1] - b["union"][0] + 1 for b in boxes] == [r, r], (name, boxes)
+        assert all(lo < 0 and hi >= n for (lo, hi), n in zip((b["union"] for b in boxes), report.resolution))
 
 
 def _torch_linear_positive(model, dtype=torch.float64):
