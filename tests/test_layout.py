@@ -11,7 +11,7 @@ import sys
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from rfa_toolbox.encoders.torch.layout import NONE, axes_of, reshape_layout
+from rfa_toolbox.encoders.layout import NONE, axes_of, reshape_layout
 
 
 def _axes(layout):
@@ -102,7 +102,7 @@ def test_axes_of_negative_dims():
 
 def test_the_layout_module_needs_no_torch():
     code = ("import sys; sys.modules['torch'] = None\n"
-            "from rfa_toolbox.encoders.torch.layout import reshape_layout, NONE\n"
+            "from rfa_toolbox.encoders.layout import reshape_layout, NONE\n"
             "print(reshape_layout((NONE, frozenset([0])), (1, 4), (1, 2, 2)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

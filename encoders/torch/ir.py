@@ -10,54 +10,17 @@ them for one call, and `register_handler` adds one for every later call in the p
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, TypeVar, overload
 
-from rfa_toolbox.errors import RFAError
-from rfa_toolbox.graph import Transfer
+from rfa_toolbox.encoders.layout import Axes
+from rfa_toolbox.encoders.pending import Op, Traced
 
-from .layout import Axes, Layout
+from rfa_toolbox.errors import RFAError
 
 
 class TraceError(RFAError):
     """The model could not be traced or encoded; the message says why and what to try."""
-
-
-@dataclass
-class Traced:
-    """A traced tensor that depends on a model input: the node that made it and its layout."""
-
-    node: str
-    layout: Layout
-    shape: tuple[int, ...]
-
-
-@dataclass
-class Op:
-    """What a handler returns: how one traced op changes receptive fields.
-
-    ``window`` maps a spatial axis to (kernel, stride, dilation) for window and transposed
-    ops; ``padding`` maps an axis to the (before, after) padding of a window, transposed or pad
-    op (a negative before crops: a slice's start); ``factor`` maps an axis to an upsampling
-    factor; ``global_axes`` lists the axes the op collapses. ``layout`` is the layout of the
-    op's output (default: that of its first tensor input). Axes a window op does not name keep
-    k = s = d = 1 and no padding.
-    """
-
-    op: str
-    transfer: Transfer = Transfer.NEUTRAL
-    computes: bool = False
-    window: dict[int, tuple[int, Any, int]] = field(default_factory=dict)
-    padding: dict[int, tuple[int, int]] = field(default_factory=dict)
-    factor: dict[int, Any] = field(default_factory=dict)
-    mode: str = "nearest"
-    global_axes: Sequence[int] = ()
-    layout: Optional[Layout] = None
-    in_channels: Optional[int] = None
-    out_channels: Optional[int] = None
-    groups: Optional[int] = None
-    params: Optional[int] = None
-    meta: dict[str, Any] = field(default_factory=dict)
 
 
 class Lazy(Sequence[Any]):

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Optional
+from typing import Any, Optional
+
+from rfa_toolbox.encoders.layout import NONE, Layout, spatial_sizes
+from rfa_toolbox.encoders.pending import PendingNode, layer_of, node_names
 
 from rfa_toolbox.errors import GraphError
-from rfa_toolbox.graph import Graph, Transfer
+from rfa_toolbox.graph import Graph
 from rfa_toolbox.ops import make_layer
 
 from .ir import Call, Handler, Lazy, Op, Traced, TraceError
-from .layout import NONE, Layout, spatial_sizes
 
 #: Ops whose result depends on the input's shape only, not on its values: constants here.
 _CREATION = {f"aten::{k}" for k in (
@@ -37,17 +39,6 @@ class EncodeOptions:
 
     strict: bool = False         #: every unknown op is an error
     allow_unknown: bool = False  #: unknown ops that change the spatial shape are neutral too
-
-
-class PendingNode(NamedTuple):
-    """A node found by the walk, added to the graph once every node is named."""
-
-    module: str                            #: module path of the op ("" at the top level)
-    kind: str                              #: the traced op kind, such as aten::conv2d
-    op: Op                                 #: what its handler made of it
-    sources: list[str]                     #: the nodes feeding it (inputs, or "#k" pending ones)
-    shape: Optional[tuple[int, ...]]       #: traced output shape, batch included
-    layout: Layout = ()                    #: the output's layout
 
 
 def module_path(scope: str) -> str:
@@ -224,7 +215,11 @@ class Walker:
         names = node_names(self.pending, reserved=set(self.graph.inputs))
         renamed: dict[str, str] = {f"#{i}": n for i, n in enumerate(names)}
         for name, node in zip(names, self.pending):
-            self.graph.add(_layer(name, node, self.ndim), [renamed.get(s, s) for s in node.sources])
+            try:
+                layer = layer_of(name, node, self.ndim)
+            except GraphError as exc:
+                raise TraceError(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None
+            self.graph.add(layer, [renamed.get(s, s) for s in node.sources])
         flat = [renamed.get(t.node, t.node) for value in output_values for t in _flatten(value)]
         self.graph.outputs = list(dict.fromkeys(flat))
         if len(labels) == len(flat):  # a tensor returned under several names gets them all
@@ -242,62 +237,3 @@ def _flatten(value: Any) -> list[Traced]:
     if isinstance(value, list):
         return [t for item in value for t in _flatten(item)]
     return []
-
-
-def node_names(pending: list[PendingNode], reserved: set[str]) -> list[str]:
-    """Names from module paths: the module itself when it made one op, else module.op[:n];
-    ``reserved`` names (the inputs) are never reused."""
-    per_module: dict[str, int] = {}
-    for node in pending:
-        per_module[node.module] = per_module.get(node.module, 0) + 1
-    used: dict[str, int] = dict.fromkeys(reserved, 1)
-    names = []
-    for node in pending:
-        module, op = node.module, node.op.op
-        if module and (per_module[module] == 1 or module.rsplit(".", 1)[-1] == op):
-            base = module
-        else:
-            base = f"{module}.{op}" if module else op
-        count = used.get(base, 0)
-        used[base] = count + 1
-        names.append(base if count == 0 else f"{base}:{count}")
-    return names
-
-
-def _axis_sizes(node: PendingNode, ndim: int) -> Optional[tuple[Optional[int], ...]]:
-    """The traced units per spatial axis (None where no dim carries that axis alone)."""
-    if not node.shape or len(node.shape) != len(node.layout):
-        return None
-    found: list[Optional[int]] = [None] * ndim
-    for size, axes in zip(node.shape, node.layout):
-        if len(axes) == 1:
-            found[next(iter(axes))] = size
-    return tuple(found)
-
-
-def _layer(name: str, node: PendingNode, ndim: int) -> Any:
-    """The `Layer` of a pending node, built like every other layer (`make_layer`)."""
-    op = node.op
-    params: dict[str, Any] = {}
-    if op.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED):
-        per = [op.window.get(a, (1, 1, 1)) for a in range(ndim)]
-        params.update(kernel=[k for k, _, _ in per], stride=[s for _, s, _ in per],
-                      dilation=[d for _, _, d in per])
-    elif op.transfer is Transfer.UPSAMPLE:
-        params.update(factor=[op.factor.get(a, 1) for a in range(ndim)], mode=op.mode)
-    elif op.transfer is Transfer.GLOBAL and op.global_axes:
-        params["axes"] = list(op.global_axes)
-    if op.padding and op.transfer in (Transfer.WINDOW, Transfer.TRANSPOSED, Transfer.NEUTRAL):
-        params["padding"] = [list(op.padding.get(a, (0, 0))) for a in range(ndim)]
-    meta = dict(op.meta)
-    sizes = _axis_sizes(node, ndim)
-    if sizes is not None:
-        meta["sizes"] = sizes
-    try:
-        return make_layer(name, op.op, ndim, transfer=op.transfer.value, computes=op.computes,
-                          module=node.module or None,
-                          shape=tuple(node.shape[1:]) if node.shape else None,
-                          in_channels=op.in_channels, out_channels=op.out_channels,
-                          groups=op.groups, params=op.params, meta=meta or None, **params)
-    except GraphError as exc:
-        raise TraceError(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from rfa_toolbox.encoders.layout import NONE, Layout, axes_of, dim_index
+
 from rfa_toolbox.graph import Transfer
 
 from ..ir import Call, Op, Traced, handles
-from ..layout import NONE, Layout, axes_of, dim_index
 from .common import numel
 from .plumbing import merge
 

@@ -3,10 +3,11 @@ permutes, selection, splits, and the neutral ops (activations, norms, padding)."
 
 from __future__ import annotations
 
+from rfa_toolbox.encoders.layout import NONE, dim_index, reshape_layout
+
 from rfa_toolbox.graph import Transfer
 
 from ..ir import Call, Op, handles
-from ..layout import NONE, dim_index, reshape_layout
 from .common import numel
 
 

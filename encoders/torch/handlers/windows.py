@@ -7,11 +7,12 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from rfa_toolbox.encoders.layout import dim_index
+
 from rfa_toolbox.graph import Transfer
 from rfa_toolbox.taps import antialiased
 
 from ..ir import Call, Op, handles
-from ..layout import dim_index
 from .common import ints, numel, rank_of
 
 
