@@ -15,8 +15,8 @@ from .graph import Graph
 from .spec import SUFFIXES, graph_from_spec, load_spec, read_spec_file
 
 #: A `Graph`, a parsed architecture file (dict), a path of an architecture file or of a Python
-#: model file (``model.py``, ``model.py:NAME``), ``torchvision:NAME``, ``timm:NAME``, or a
-#: ``torch.nn.Module`` instance.
+#: model file (``model.py``, ``model.py:NAME``), ``torchvision:NAME``, ``timm:NAME``, an
+#: ``.onnx`` file, or a ``torch.nn.Module`` instance.
 ModelLike = Any
 
 TORCH_PREFIXES = ("torchvision:", "timm:")
@@ -48,6 +48,8 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
         return graph
     if isinstance(model, (str, Path)):
         text = str(model)
+        if text.lower().endswith(".onnx"):
+            return _onnx_graph(Path(text), resolution, input_shape, strict, allow_unknown, handlers)
         if text.startswith("keras:") or text.lower().endswith((".keras", ".json")):
             return _keras_or_spec(text, handlers)
         if Path(text).suffix.lower() in SUFFIXES:
@@ -55,7 +57,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
         raise RFAError(
             f"cannot read {text!r}: name an architecture file ({', '.join(SUFFIXES)}), a Python"
             " model file (model.py or model.py:NAME), torchvision:NAME, timm:NAME, keras:NAME,"
-            " a .keras file or a .json file holding model.to_json()"
+            " a .keras file, a .json file holding model.to_json(), or an .onnx file"
         )
     raise RFAError(f"cannot analyze an object of type {type(model).__name__}")
 
@@ -123,6 +125,19 @@ def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
     except RFAError as exc:
         exc.args = (f"{path}: {exc}",)
         raise
+
+
+def _onnx_graph(path: Path, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,
+                handlers: Mapping[str, Any] | None) -> Graph:
+    from rfa_toolbox.encoders.onnx import graph_from_onnx
+
+    if input_shape is not None:
+        from rfa_toolbox.resolution import parse_resolution
+
+        input_shape = parse_resolution(input_shape)
+    graph: Graph = graph_from_onnx(path, resolution, input_shape, strict=strict, allow_unknown=allow_unknown,
+                                   handlers=handlers)
+    return graph
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,

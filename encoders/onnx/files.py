@@ -1,0 +1,135 @@
+"""Reading ONNX files: the protobuf parsed once, within protobuf's size limit, with the weights'
+bytes dropped right away (their shapes are all the analysis needs) and external data checked
+without being read."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+from typing import Any, Optional
+
+from rfa_toolbox.errors import shown
+from rfa_toolbox.files import read_bytes, reason
+
+from .constants import MAX_ELEMENTS
+from .ir import OnnxFormatError
+
+MAX_ONNX_BYTES = 2**31 - 1  #: protobuf cannot hold more; larger models keep weights as external data
+
+
+def import_onnx() -> Any:
+    """The onnx package, with an install hint when it is missing."""
+    try:
+        import onnx
+    except ImportError:
+        raise OnnxFormatError("the onnx package is not installed: pip install 'rfa-toolbox[onnx]'") from None
+    return onnx
+
+
+def read_onnx_file(path: Path) -> Any:
+    """The ``ModelProto`` of an ``.onnx`` file, its large weights emptied (see `parse_onnx`);
+    external data files must exist beside it."""
+    data = read_bytes(path, "an ONNX model", OnnxFormatError, limit=MAX_ONNX_BYTES)
+    model = parse_onnx(data, str(path))
+    del data
+    check_external_data(model, path.parent, str(path))
+    return model
+
+
+def parse_onnx(data: bytes, where: str = "the ONNX model") -> Any:
+    """The ``ModelProto`` in ``data``; the bytes of tensors with more than `MAX_ELEMENTS`
+    elements are dropped (their shapes stay), so the model is held once, without its weights."""
+    onnx = import_onnx()
+    from google.protobuf.message import DecodeError
+
+    model = onnx.ModelProto()
+    try:
+        model.ParseFromString(data)
+    except (DecodeError, ValueError, RuntimeError, TypeError):
+        raise OnnxFormatError(f"{where} is not an ONNX model (not a protobuf file, or a truncated or damaged one)"
+                              ) from None
+    if not model.HasField("graph") or not model.graph.node:
+        raise OnnxFormatError(f"{where} is not an ONNX model: it holds no graph with nodes")
+    for tensor in model.graph.initializer:
+        _drop_weights(tensor)
+    return model
+
+
+def _elements(tensor: Any) -> int:
+    count = 1
+    for d in tensor.dims:
+        count *= max(int(d), 0)
+    return count
+
+
+def _drop_weights(tensor: Any) -> None:
+    if _elements(tensor) > MAX_ELEMENTS:
+        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+            tensor.ClearField(field)
+
+
+def _location(tensor: Any) -> Optional[str]:
+    if tensor.data_location != 1:  # EXTERNAL
+        return None
+    entries = {entry.key: entry.value for entry in tensor.external_data}
+    return entries.get("location", "")
+
+
+def external_file(tensor: Any, folder: Path, where: str) -> Optional[Path]:
+    """The file holding an external tensor's data (None for a tensor stored in the model); a
+    location that leaves the model's folder is refused."""
+    location = _location(tensor)
+    if location is None:
+        return None
+    parts = PurePosixPath(location.replace("\\", "/")).parts
+    if not location or location.startswith(("/", "\\")) or ".." in parts or ":" in location or "\x00" in location:
+        raise OnnxFormatError(f"{where}: the tensor {shown(tensor.name)} names its data file"
+                              f" {shown(location)}, outside the model's folder; refused")
+    return folder.joinpath(*parts)
+
+
+def check_external_data(model: Any, folder: Path, where: str) -> None:
+    """Every external data file the model names exists beside it (nothing is read)."""
+    seen: set[Path] = set()
+    for tensor in model.graph.initializer:
+        path = external_file(tensor, folder, where)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        if not path.is_file():
+            raise OnnxFormatError(f"{where}: its weights are stored in {shown(path.name)}, which is not beside"
+                                  " the model; copy that file next to it")
+
+
+def external_value(tensor: Any, folder: Path, where: str) -> Any:
+    """The value of a small tensor stored as external data (read at its offset)."""
+    from onnx import numpy_helper
+
+    path = external_file(tensor, folder, where)
+    assert path is not None
+    entries = {entry.key: entry.value for entry in tensor.external_data}
+    try:
+        offset, length = int(entries.get("offset", 0)), int(entries.get("length", -1))
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            data = handle.read(length if length >= 0 else MAX_ELEMENTS * 8)
+    except (OSError, ValueError) as exc:
+        raise OnnxFormatError(f"{where}: cannot read the data of {shown(tensor.name)} from"
+                              f" {shown(path.name)}: {reason(exc) if isinstance(exc, OSError) else 'bad offset'}"
+                              ) from None
+    copy = type(tensor)()
+    copy.CopyFrom(tensor)
+    copy.ClearField("external_data")
+    copy.data_location = 0
+    copy.raw_data = data
+    return numpy_helper.to_array(copy)
+
+
+def initializer_value(tensor: Any, folder: Path, where: str) -> Any:
+    """The value of a small initializer (None for a weight, whose bytes were dropped)."""
+    from onnx import numpy_helper
+
+    if _elements(tensor) > MAX_ELEMENTS:
+        return None
+    if tensor.data_location == 1:
+        return external_value(tensor, folder, where)
+    return numpy_helper.to_array(tensor)

@@ -1,0 +1,312 @@
+"""The walk over an ONNX graph: every node that depends on a model input becomes a node of the
+`Graph`, built with the same handlers' results, names and layers as the PyTorch encoder's.
+
+Nothing runs: values known before the model runs (initializers, constants, shape arithmetic)
+are evaluated with numpy when a handler needs them; tensors that depend on an input are
+followed with their layout (which dims carry which spatial axes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+from rfa_toolbox.encoders.layout import NONE, spatial_sizes
+from rfa_toolbox.encoders.pending import Op, PendingNode, Traced, layer_of, node_names
+
+from rfa_toolbox.errors import GraphError, shown
+from rfa_toolbox.graph import Graph
+from rfa_toolbox.ops import make_layer
+
+from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
+from .constants import MAX_ELEMENTS, evaluate
+from .files import import_onnx, initializer_value, parse_onnx, read_onnx_file
+from .fold import MAX_PASSES, fold_constants
+from .ir import Handler, OnnxFormatError, OnnxNode, Unsupported, handler_table
+from .shapes import ModelInput, fix_inputs, inferred_shapes, model_inputs
+
+CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
+_PASS_THROUGH = {"Identity", "Optional", "OptionalGetElement"}
+
+
+def module_path(name: str) -> str:
+    """The module path in an exporter's node name: ``/layer1/layer1.0/conv1/Conv`` (PyTorch)
+    gives ``layer1.0.conv1``, ``model/block1_conv/Conv2D`` gives ``model.block1_conv``; a
+    name without scopes is its own module."""
+    if "/" not in name:
+        return name
+    path: list[str] = []
+    for part in [p for p in name.split("/")[:-1] if p]:
+        joined = ".".join(path)
+        if path and part.startswith(joined + "."):  # PyTorch repeats the parent's path
+            path = [part]
+        elif path and part.startswith(path[-1] + "."):
+            path[-1] = part
+        else:
+            path.append(part)
+    return ".".join(path)
+
+
+def _attributes(node: Any) -> dict[str, Any]:
+    from onnx import helper
+
+    attrs = {}
+    for attribute in node.attribute:
+        if attribute.type in (5, 10, 11, 13):  # graphs, tensors: read where needed
+            attrs[attribute.name] = _tensor_attribute(attribute) if attribute.type == 4 else None
+            continue
+        value = helper.get_attribute_value(attribute)
+        if isinstance(value, bytes):
+            value = value.decode("utf-8", "replace")
+        elif isinstance(value, list) and value and isinstance(value[0], bytes):
+            value = [v.decode("utf-8", "replace") for v in value]
+        attrs[attribute.name] = value
+    for attribute in node.attribute:
+        if attribute.type == 4:  # TENSOR (Constant's value, ConstantOfShape's fill)
+            attrs[attribute.name] = _tensor_attribute(attribute)
+    return attrs
+
+
+def _tensor_attribute(attribute: Any) -> Any:
+    from onnx import numpy_helper
+
+    tensor = attribute.t
+    count = int(np.prod([max(int(d), 0) for d in tensor.dims])) if tensor.dims else 1
+    return numpy_helper.to_array(tensor) if count <= MAX_ELEMENTS else None
+
+
+def reshaped(shape: tuple[int, ...], target: Any, attrs: dict[str, Any]) -> Optional[tuple[int, ...]]:
+    """The shape a Reshape to the constant ``target`` gives (where shape inference gave none)."""
+    if not shape or target is None or isinstance(target, Traced):
+        return None
+    sizes = [int(t) for t in np.asarray(target).reshape(-1)]
+    sizes = [shape[i] if t == 0 and not attrs.get("allowzero") and i < len(shape) else t for i, t in enumerate(sizes)]
+    total, known = int(np.prod(shape)), int(np.prod([t for t in sizes if t != -1]))
+    if sizes.count(-1) == 1 and known and total % known == 0:
+        sizes[sizes.index(-1)] = total // known
+    return tuple(sizes) if -1 not in sizes and int(np.prod(sizes)) == total else None
+
+
+class Walker:
+    """Walks the nodes of one ONNX graph in order and collects the `Graph` of the model."""
+
+    def __init__(self, model: Any, ndim: int, options: tuple[bool, bool], name: str,
+                 handlers: dict[str, Handler], shapes: dict[str, Optional[tuple[int, ...]]], folder: Path):
+        self.model = model
+        self.graph = Graph(ndim, name)
+        self.ndim = ndim
+        self.strict, self.allow_unknown = options
+        self.handlers = handlers
+        self.shapes = shapes
+        self.folder = folder
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.values: dict[str, Any] = {}
+        self.initializers = {t.name: t for t in model.graph.initializer}
+        self.pending: list[PendingNode] = []
+        self.unknown: dict[str, str] = {}
+        self.notes: list[str] = []
+
+    def value(self, name: str) -> Any:
+        """A `Traced` tensor, a constant (numpy), or None (unknown, or an input left out)."""
+        if not name:
+            return None
+        if name in self.values:
+            return self.values[name]
+        tensor = self.initializers.get(name)
+        if tensor is None:
+            return None
+        value = initializer_value(tensor, self.folder, self.graph.name)  # None for a weight
+        self.values[name] = value
+        return value
+
+    def add_input(self, item: ModelInput) -> None:
+        dims = [d or 0 for d in item.dims]
+        layout = [NONE] * len(dims)
+        for axis, d in enumerate(item.spatial):
+            layout[d] = frozenset([axis])
+        spatial = tuple(dims[d] for d in item.spatial)
+        channels = dims[-1] if item.channels_last else dims[1]
+        self.graph.add(make_layer(item.name, "input", self.ndim, shape=(channels, *spatial) if all(spatial) else None,
+                                  meta={"sizes": spatial}))
+        self.values[item.name] = Traced(item.name, tuple(layout), tuple(dims))
+
+    def walk(self, node: Any) -> None:
+        """Visit one node (in topological order)."""
+        inputs = [self.value(v) for v in node.input]
+        tensors = [v for v in inputs if isinstance(v, Traced)]
+        op_type = node.op_type
+        if not tensors:
+            if op_type == "Constant":
+                attrs = _attributes(node)
+                value = next((v for v in attrs.values() if v is not None), None)
+                self._set(node, [np.asarray(value) if value is not None else None])
+            elif node.domain in ("", "ai.onnx"):
+                self._set(node, [evaluate(op_type, _attributes(node), inputs)])
+            return
+        if op_type in CONTROL_FLOW:
+            raise OnnxFormatError(f"node {shown(node.name or op_type)} is a {op_type}: control flow (a branch or"
+                                  " loop decided at run time) cannot be analyzed without running the model")
+        if op_type in _PASS_THROUGH:
+            self._set(node, [inputs[0]])
+            return
+        if op_type in ("Shape", "Size"):
+            shape = tensors[0].shape if tensors[0].shape and all(tensors[0].shape) else None
+            value = None if shape is None else np.array(shape if op_type == "Shape" else [np.prod(shape)])
+            if op_type == "Shape" and value is not None:
+                attrs = _attributes(node)
+                value = value[attrs.get("start", 0): attrs.get("end")]
+            self._set(node, [value])
+            return
+        attrs = _attributes(node)
+        out_sizes = [self.shapes.get(v) if v else None for v in node.output]
+        if op_type == "Reshape" and out_sizes and out_sizes[0] is None:
+            out_sizes[0] = reshaped(tensors[0].shape, inputs[1] if len(inputs) > 1 else None, attrs)
+        onode = OnnxNode(op_type, node.domain, node.name, attrs, inputs,
+                         [self.shapes.get(v) if v else None for v in node.input], out_sizes,
+                         self.ndim, module_path(node.name), tensors, self.opset)
+        op = self.handle(onode)
+        layout = op.layout if op.layout is not None else onode.x.layout
+        self.pending.append(PendingNode(onode.module, onode.kind, op, list(dict.fromkeys(t.node for t in tensors)),
+                                        onode.out_sizes[0] if onode.out_sizes else None, layout))
+        name = f"#{len(self.pending) - 1}"
+        for out, sizes in zip(node.output, onode.out_sizes):
+            if out:
+                self.values[out] = Traced(name, layout, sizes or ())
+
+    def _set(self, node: Any, values: list[Any]) -> None:
+        for out, value in zip(node.output, values):
+            self.values[out] = value
+
+    def handle(self, node: OnnxNode) -> Op:
+        """The `Op` of ``node`` from its handler, or the unknown-op policy."""
+        handler = self.handlers.get(node.kind)
+        where = f"node {shown(node.name or node.op_type)} ({node.kind})"
+        if handler is None:
+            return self.unknown_op(node, where, "")
+        try:
+            return handler(node) or Op(node.op_type.lower())
+        except Unsupported as exc:
+            return self.unknown_op(node, where, f": {exc}")
+        except OnnxFormatError as exc:
+            raise OnnxFormatError(f"{where}: {exc}") from None
+        except (TypeError, IndexError, ValueError, KeyError, AttributeError, ZeroDivisionError):
+            raise OnnxFormatError(f"{where}: its attributes or inputs have the wrong type or value") from None
+
+    def unknown_op(self, node: OnnxNode, where: str, why: str) -> Op:
+        """An op without a handler (or a use of one without a rule): neutral if it keeps the
+        spatial shape (and listed), else an error, unless the options say otherwise."""
+        before, after = node.sizes[0] if node.sizes else None, node.out_sizes[0] if node.out_sizes else None
+        keeps = after is not None and spatial_sizes(node.x.layout, before) == spatial_sizes(node.x.layout, after)
+        if self.strict or (not keeps and not self.allow_unknown):
+            change = "" if keeps else " and it may change the spatial shape"
+            raise OnnxFormatError(
+                f"no handler for {where}{why}{change}; register one with rfa_toolbox.encoders.onnx.register_handler"
+                + ("" if self.strict else ", or pass --allow-unknown to treat it as neutral"))
+        self.unknown.setdefault(node.kind + why, node.module or node.name)
+        return Op(node.op_type)
+
+    def finish(self, outputs: list[str]) -> Graph:
+        """Name the pending nodes, add them and set the outputs."""
+        names = node_names(self.pending, reserved=set(self.graph.inputs))
+        renamed = {f"#{i}": n for i, n in enumerate(names)}
+        for name, node in zip(names, self.pending):
+            try:
+                layer = layer_of(name, node, self.ndim)
+            except GraphError as exc:
+                raise OnnxFormatError(f"the node {node.kind} in {node.module or '(top level)'}: {exc}") from None
+            self.graph.add(layer, [renamed.get(s, s) for s in node.sources])
+        found = [(out, self.values.get(out)) for out in outputs]
+        tracked = [(out, renamed.get(v.node, v.node)) for out, v in found if isinstance(v, Traced)]
+        self.graph.outputs = list(dict.fromkeys(node for _, node in tracked))
+        if len(tracked) > 1:
+            for out, node in tracked:
+                known = self.graph.output_labels.get(node)
+                self.graph.output_labels[node] = f"{known}, {out}" if known else out
+        self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
+        return self.graph
+
+
+def _ordered(graph: Any) -> list[Any]:
+    """The nodes in an order where every node comes after the nodes it reads (ONNX requires it;
+    a file that breaks the rule is sorted, and a cycle refused)."""
+    produced: dict[str, int] = {}
+    for i, node in enumerate(graph.node):
+        for out in node.output:
+            produced[out] = i
+    if all(produced.get(v, -1) < i for i, node in enumerate(graph.node) for v in node.input):
+        return list(graph.node)
+    waiting = {i: {produced[v] for v in node.input if v in produced} for i, node in enumerate(graph.node)}
+    readers: dict[int, list[int]] = {}
+    for i, deps in waiting.items():
+        for d in deps:
+            readers.setdefault(d, []).append(i)
+    ready = [i for i, deps in waiting.items() if not deps]
+    order: list[int] = []
+    while ready:
+        i = ready.pop()
+        order.append(i)
+        for r in readers.get(i, []):
+            waiting[r].discard(i)
+            if not waiting[r]:
+                ready.append(r)
+    if len(order) != len(graph.node):
+        raise OnnxFormatError("the ONNX graph has a cycle: a node reads its own output")
+    return [graph.node[i] for i in order]
+
+
+def graph_from_onnx(source: Any, resolution: Any = None, input_shape: Any = None, name: Optional[str] = None,
+                    strict: bool = False, allow_unknown: bool = False,
+                    handlers: Mapping[str, Handler] | None = None) -> Graph:
+    """The graph of an ONNX model (a path, the file's bytes, or an ``onnx.ModelProto``) at
+    ``resolution`` (an int or one size per spatial axis; needed when the file leaves the
+    spatial size open) or ``input_shape`` (channels and sizes, such as ``(3, 224, 224)``),
+    without running it. ``strict`` makes every op without a handler an error;
+    ``allow_unknown`` treats such ops as neutral even when they change the spatial shape;
+    ``handlers`` maps op types to handlers for this call only."""
+    onnx = import_onnx()
+    table = handler_table(handlers)
+    folder = Path(".")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        model, folder, title = read_onnx_file(path), path.parent, name or str(source)
+    elif isinstance(source, (bytes, bytearray)):
+        model, title = parse_onnx(bytes(source)), name or "onnx_model"
+    elif isinstance(source, onnx.ModelProto):
+        model = onnx.ModelProto()
+        model.CopyFrom(source)
+        title = name or model.graph.name or "onnx_model"
+    else:
+        raise OnnxFormatError(f"cannot read an ONNX model from a {type(source).__name__}")
+    if model.functions:
+        model = onnx.inliner.inline_local_functions(model)
+    resolution, channels = _sizes(resolution, input_shape)
+    inputs = fix_inputs(model, model_inputs(model), resolution, channels)
+    shapes = inferred_shapes(model)
+    for _ in range(MAX_PASSES):
+        if not fold_constants(model, shapes, folder, title):
+            break
+        shapes = inferred_shapes(model)
+    ndim = len(inputs[0].dims) - 2
+    walker = Walker(model, ndim, (strict, allow_unknown), title, table, shapes, folder)
+    for item in inputs:
+        if len(item.dims) - 2 == ndim:
+            walker.add_input(item)
+    for node in _ordered(model.graph):
+        walker.walk(node)
+    graph = walker.finish([v.name for v in model.graph.output])
+    if not graph.outputs:
+        raise OnnxFormatError("no output of the model depends on its input")
+    graph.validate()
+    return graph
+
+
+def _sizes(resolution: Any, input_shape: Any) -> tuple[Optional[tuple[int, ...]], Optional[int]]:
+    """The spatial sizes and channels asked for (``input_shape`` is channels then sizes)."""
+    if input_shape is not None:
+        shape = tuple(int(s) for s in input_shape)
+        return shape[1:], shape[0]
+    if resolution is None:
+        return None, None
+    return (tuple(int(r) for r in resolution) if isinstance(resolution, (tuple, list)) else (int(resolution),)), None
