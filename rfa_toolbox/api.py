@@ -87,8 +87,9 @@ def analyze(model: ModelLike, resolution: ResolutionLike, suggestions: bool = Fa
     ``model`` is a `Graph`, a parsed architecture file (dict) or its path, a PyTorch
     ``nn.Module``, a model file (``"model.py"``, ``"model.py:NAME"``), ``"torchvision:NAME"``,
     ``"timm:NAME"``, a Keras model, a ``.keras`` file, a ``.json`` file holding
-    ``model.to_json()`` or ``"keras:NAME"``; ``resolution`` is an int, a per-axis sequence, or a
-    string like ``"800x1333"``. Options for PyTorch models: ``input_shape`` (full shape without
+    ``model.to_json()``, ``"keras:NAME"`` or an ``.onnx`` file; ``resolution`` is an int, a
+    per-axis sequence, or a string like ``"800x1333"``. Options for PyTorch and ONNX models
+    (``structure``, ``module`` and ``timeout`` for PyTorch only): ``input_shape`` (full shape without
     batch, such as ``"1x16000"``), ``strict`` (every op without a handler is an error),
     ``allow_unknown`` (such ops are neutral even when they change the spatial shape),
     ``handlers`` (a mapping of op kinds to handlers for this call only, merged over the

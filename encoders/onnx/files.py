@@ -35,7 +35,7 @@ def read_onnx_file(path: Path) -> Any:
     return model
 
 
-def parse_onnx(data: bytes, where: str = "the ONNX model") -> Any:
+def parse_onnx(data: bytes, where: str = "the data given") -> Any:
     """The ``ModelProto`` in ``data``; the bytes of tensors with more than `MAX_ELEMENTS`
     elements are dropped (their shapes stay), so the model is held once, without its weights."""
     onnx = import_onnx()
@@ -49,9 +49,31 @@ def parse_onnx(data: bytes, where: str = "the ONNX model") -> Any:
                               ) from None
     if not model.HasField("graph") or not model.graph.node:
         raise OnnxFormatError(f"{where} is not an ONNX model: it holds no graph with nodes")
+    if model.ir_version >= 3 and not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        raise OnnxFormatError(f"{where} is not a whole ONNX model: it names no opset version of the ONNX ops"
+                              " (a truncated or damaged file)")
     for tensor in model.graph.initializer:
         _drop_weights(tensor)
+    check_text(model, where)
     return model
+
+
+def check_text(model: Any, where: str) -> None:
+    """Every string field of ``model`` holds text: protobuf hands a damaged one (bytes that are
+    not UTF-8) back as ``bytes``, which the names and messages downstream cannot take."""
+    from google.protobuf.descriptor import FieldDescriptor
+    from google.protobuf.message import Message
+
+    stack = [model]
+    while stack:
+        message = stack.pop()
+        for field, value in message.ListFields():
+            values = [value] if isinstance(value, (Message, str, bytes)) else value
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                stack.extend(values)
+            elif field.type == FieldDescriptor.TYPE_STRING and any(isinstance(v, bytes) for v in values):
+                raise OnnxFormatError(f"{where} is damaged: its field {field.name!r} holds bytes that are not"
+                                      " UTF-8 text")
 
 
 def _elements(tensor: Any) -> int:
@@ -100,10 +122,19 @@ def check_external_data(model: Any, folder: Path, where: str) -> None:
                                   " the model; copy that file next to it")
 
 
-def external_value(tensor: Any, folder: Path, where: str) -> Any:
-    """The value of a small tensor stored as external data (read at its offset)."""
+def tensor_array(tensor: Any, where: str) -> Any:
+    """``numpy_helper.to_array(tensor)``; a tensor whose data does not fit its type and dims (a
+    damaged file) is refused, ``where`` naming it."""
     from onnx import numpy_helper
 
+    try:
+        return numpy_helper.to_array(tensor)
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError, OverflowError):
+        raise OnnxFormatError(f"{where} is damaged: its data does not fit its type and shape") from None
+
+
+def external_value(tensor: Any, folder: Path, where: str) -> Any:
+    """The value of a small tensor stored as external data (read at its offset)."""
     path = external_file(tensor, folder, where)
     assert path is not None
     entries = {entry.key: entry.value for entry in tensor.external_data}
@@ -121,15 +152,13 @@ def external_value(tensor: Any, folder: Path, where: str) -> Any:
     copy.ClearField("external_data")
     copy.data_location = 0
     copy.raw_data = data
-    return numpy_helper.to_array(copy)
+    return tensor_array(copy, f"{where}: the tensor {shown(tensor.name)} (in {shown(path.name)})")
 
 
 def initializer_value(tensor: Any, folder: Path, where: str) -> Any:
     """The value of a small initializer (None for a weight, whose bytes were dropped)."""
-    from onnx import numpy_helper
-
     if _elements(tensor) > MAX_ELEMENTS:
         return None
     if tensor.data_location == 1:
         return external_value(tensor, folder, where)
-    return numpy_helper.to_array(tensor)
+    return tensor_array(tensor, f"{where}: the tensor {shown(tensor.name)}")

@@ -22,7 +22,7 @@ from rfa_toolbox.ops import make_layer
 
 from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
 from .constants import MAX_ELEMENTS, evaluate
-from .files import import_onnx, initializer_value, parse_onnx, read_onnx_file
+from .files import check_text, import_onnx, initializer_value, parse_onnx, read_onnx_file, tensor_array
 from .fold import MAX_PASSES, fold_constants
 from .ir import Handler, OnnxFormatError, OnnxNode, Unsupported, handler_table
 from .shapes import ModelInput, fix_inputs, inferred_shapes, model_inputs
@@ -70,11 +70,10 @@ def _attributes(node: Any) -> dict[str, Any]:
 
 
 def _tensor_attribute(attribute: Any) -> Any:
-    from onnx import numpy_helper
-
     tensor = attribute.t
     count = int(np.prod([max(int(d), 0) for d in tensor.dims])) if tensor.dims else 1
-    return numpy_helper.to_array(tensor) if count <= MAX_ELEMENTS else None
+    return tensor_array(tensor, f"the tensor of the attribute {shown(attribute.name)}") if count <= MAX_ELEMENTS \
+        else None
 
 
 def reshaped(shape: tuple[int, ...], target: Any, attrs: dict[str, Any]) -> Optional[tuple[int, ...]]:
@@ -137,6 +136,8 @@ class Walker:
         inputs = [self.value(v) for v in node.input]
         tensors = [v for v in inputs if isinstance(v, Traced)]
         op_type = node.op_type
+        if op_type in CONTROL_FLOW and any(isinstance(self.values.get(v), Traced) for v in _subgraph_reads(node)):
+            tensors = tensors or [Traced("", (), ())]  # its branches read the input: refused below
         if not tensors:
             if op_type == "Constant":
                 attrs = _attributes(node)
@@ -146,8 +147,9 @@ class Walker:
                 self._set(node, [evaluate(op_type, _attributes(node), inputs)])
             return
         if op_type in CONTROL_FLOW:
-            raise OnnxFormatError(f"node {shown(node.name or op_type)} is a {op_type}: control flow (a branch or"
-                                  " loop decided at run time) cannot be analyzed without running the model")
+            article = "an" if op_type[0] in "AEIOU" else "a"
+            raise OnnxFormatError(f"node {shown(node.name or op_type)} is {article} {op_type}: control flow (a branch"
+                                  " or loop decided at run time) cannot be analyzed without running the model")
         if op_type in _PASS_THROUGH:
             self._set(node, [inputs[0]])
             return
@@ -167,6 +169,10 @@ class Walker:
                          [self.shapes.get(v) if v else None for v in node.input], out_sizes,
                          self.ndim, module_path(node.name), tensors, self.opset)
         op = self.handle(onode)
+        approximate = op.meta.pop("approximate", None)
+        if approximate:
+            self.notes.append(f"{node.name or op_type}: Resize with {approximate} is computed with PyTorch's"
+                              " coordinate rule; the exact boxes of its units may differ by a unit")
         layout = op.layout if op.layout is not None else onode.x.layout
         self.pending.append(PendingNode(onode.module, onode.kind, op, list(dict.fromkeys(t.node for t in tensors)),
                                         onode.out_sizes[0] if onode.out_sizes else None, layout))
@@ -225,7 +231,20 @@ class Walker:
                 known = self.graph.output_labels.get(node)
                 self.graph.output_labels[node] = f"{known}, {out}" if known else out
         self.graph.unknown_ops = [f"{kind} ({where})" for kind, where in self.unknown.items()]
+        self.graph.notes += self.notes
         return self.graph
+
+
+def _subgraph_reads(node: Any) -> set[str]:
+    """The tensor names read inside a node's subgraphs (branches and loop bodies read the outer
+    graph's tensors by name, not through the node's inputs)."""
+    reads: set[str] = set()
+    for attribute in node.attribute:
+        for graph in [attribute.g] if attribute.type == 5 else list(attribute.graphs) if attribute.type == 10 else []:
+            for inner in graph.node:
+                reads.update(inner.input)
+                reads |= _subgraph_reads(inner)
+    return reads
 
 
 def _ordered(graph: Any) -> list[Any]:
@@ -276,6 +295,7 @@ def graph_from_onnx(source: Any, resolution: Any = None, input_shape: Any = None
     elif isinstance(source, onnx.ModelProto):
         model = onnx.ModelProto()
         model.CopyFrom(source)
+        check_text(model, "the ONNX model")
         title = name or model.graph.name or "onnx_model"
     else:
         raise OnnxFormatError(f"cannot read an ONNX model from a {type(source).__name__}")
@@ -285,7 +305,12 @@ def graph_from_onnx(source: Any, resolution: Any = None, input_shape: Any = None
     inputs = fix_inputs(model, model_inputs(model), resolution, channels)
     shapes = inferred_shapes(model)
     for _ in range(MAX_PASSES):
-        if not fold_constants(model, shapes, folder, title):
+        try:
+            folded = fold_constants(model, shapes, folder, title)
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError):  # a Constant's tensor, damaged
+            raise OnnxFormatError(f"{title}: a constant in the model is damaged: its data does not fit its type"
+                                  " and shape") from None
+        if not folded:
             break
         shapes = inferred_shapes(model)
     ndim = len(inputs[0].dims) - 2

@@ -53,9 +53,14 @@ def _with_pads(node: OnnxNode, op: Op, pads: list[tuple[int, int]]) -> Op:
     return op
 
 
-@handles("Conv", "ConvTranspose", "ConvInteger")
+#: where the weight and the bias are among a convolution's inputs
+_CONV_INPUTS = {"Conv": (1, 2), "ConvTranspose": (1, 2), "ConvInteger": (1, None), "QLinearConv": (3, 8)}
+
+
+@handles(*_CONV_INPUTS)
 def _conv(node: OnnxNode) -> Op:
-    weight = node.sizes[1]
+    at_weight, at_bias = _CONV_INPUTS[node.op_type]
+    weight = node.sizes[at_weight] if at_weight < len(node.sizes) else None
     if weight is None:
         raise OnnxFormatError("the shape of its weight is not known")
     n = len(weight) - 2
@@ -66,7 +71,7 @@ def _conv(node: OnnxNode) -> Op:
     output_padding = int_list(node.attr("output_padding")) or [0] * n
     args = [node.inputs[0], None, None, strides, [0] * n, dilations, transposed, output_padding,
             int(node.attr("group", 1))]
-    bias = node.sizes[2] if len(node.sizes) > 2 and node.op_type != "ConvInteger" else None
+    bias = node.sizes[at_bias] if at_bias is not None and at_bias < len(node.sizes) else None
     op = as_aten(node, "_convolution", args, [node.sizes[0], weight, bias] + [None] * 6)
     return _with_pads(node, op, _pads(node, kernel, strides, dilations, transposed))
 
@@ -139,7 +144,12 @@ def _resize(node: OnnxNode) -> Op:
         kind = "bicubic" if mode == "cubic" else _LINEAR.get(len(factor), "linear")
         if mode == "cubic" and float(node.attr("cubic_coeff_a", -0.75)) == -0.5:
             meta["framework"] = "keras"
-    meta["coordinates"] = coordinates
+    exact = {("nearest", "asymmetric", "floor"), ("nearest", "half_pixel", "round_prefer_ceil"),
+             ("nearest", "pytorch_half_pixel", "round_prefer_ceil")}
+    if (mode == "nearest" and (mode, coordinates, nearest) not in exact and coordinates != "tf_half_pixel_for_nn"
+            and any(f != 2 for f in factor.values())) or (mode != "nearest" and coordinates not in
+                                                          (*_HALF_PIXEL, "align_corners")):
+        meta["approximate"] = f"{mode}, {coordinates}" + (f", {nearest}" if mode == "nearest" else "")
     return Op("upsample", Transfer.UPSAMPLE, True, factor=factor, mode=kind, meta=meta)
 
 
