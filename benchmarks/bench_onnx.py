@@ -15,9 +15,11 @@ import argparse
 import contextlib
 import io
 import sys
+import tempfile
 import time
 import warnings
 from collections import Counter
+from pathlib import Path
 
 
 def _build(torchvision, name: str):
@@ -73,16 +75,17 @@ def main() -> int:
             start = time.perf_counter()
             traced = rfa.analyze(model, res)
             t_trace = time.perf_counter() - start
-            buffer = io.BytesIO()
-            start = time.perf_counter()
-            with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
-                warnings.simplefilter("ignore")
-                torch.onnx.export(model, torch.randn(1, 3, res, res), buffer, dynamo=False,
-                                  opset_version=args.opset, do_constant_folding=not args.no_folding)
-            t_export = time.perf_counter() - start
-            start = time.perf_counter()
-            report = rfa.analyze(graph_from_onnx(buffer.getvalue(), res), res)
-            t_onnx = time.perf_counter() - start
+            with tempfile.TemporaryDirectory() as folder:  # models over 2 GB keep weights beside the file
+                path = Path(folder) / f"{name}.onnx"
+                start = time.perf_counter()
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                    warnings.simplefilter("ignore")
+                    torch.onnx.export(model, torch.randn(1, 3, res, res), str(path), dynamo=False,
+                                      opset_version=args.opset, do_constant_folding=not args.no_folding)
+                t_export = time.perf_counter() - start
+                start = time.perf_counter()
+                report = rfa.analyze(graph_from_onnx(path, res), res)
+                t_onnx = time.perf_counter() - start
         except Exception as exc:  # a benchmark reports every model, whatever fails
             failures.append(name)
             print(f"{name:34s} {res:4d} failed: {type(exc).__name__}: {str(exc)[:150]}", flush=True)

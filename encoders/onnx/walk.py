@@ -166,7 +166,7 @@ class Walker:
         if op_type == "Reshape" and out_sizes and out_sizes[0] is None:
             out_sizes[0] = reshaped(tensors[0].shape, inputs[1] if len(inputs) > 1 else None, attrs)
         onode = OnnxNode(op_type, node.domain, node.name, attrs, inputs,
-                         [self.shapes.get(v) if v else None for v in node.input], out_sizes,
+                         [self._shape(v, value) for v, value in zip(node.input, inputs)], out_sizes,
                          self.ndim, module_path(node.name), tensors, self.opset)
         op = self.handle(onode)
         approximate = op.meta.pop("approximate", None)
@@ -180,6 +180,13 @@ class Walker:
         for out, sizes in zip(node.output, onode.out_sizes):
             if out:
                 self.values[out] = Traced(name, layout, sizes or ())
+
+    def _shape(self, name: str, value: Any) -> Optional[tuple[int, ...]]:
+        """An input's inferred shape, else the one its producer's reshape gave."""
+        known = self.shapes.get(name) if name else None
+        if known is None and isinstance(value, Traced) and value.shape:
+            return tuple(value.shape)
+        return known
 
     def _set(self, node: Any, values: list[Any]) -> None:
         for out, value in zip(node.output, values):
@@ -198,6 +205,9 @@ class Walker:
         except OnnxFormatError as exc:
             raise OnnxFormatError(f"{where}: {exc}") from None
         except (TypeError, IndexError, ValueError, KeyError, AttributeError, ZeroDivisionError):
+            if any(size is None for size, t in zip(node.sizes, node.inputs) if isinstance(t, Traced)):
+                raise OnnxFormatError(f"{where}: ONNX shape inference gives no shape for its input, so the"
+                                      " positions cannot be followed through it") from None
             raise OnnxFormatError(f"{where}: its attributes or inputs have the wrong type or value") from None
 
     def unknown_op(self, node: OnnxNode, where: str, why: str) -> Op:
