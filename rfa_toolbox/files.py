@@ -7,12 +7,15 @@ from __future__ import annotations
 import errno
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, TypeVar
 
 import yaml
 
 from .errors import RFAError, shown
+
+T = TypeVar("T")
 
 #: Files larger than this are refused before they are read (a model description is small).
 MAX_BYTES = 64 * 2**20
@@ -33,8 +36,11 @@ def reason(exc: OSError) -> str:
     return _REASONS.get(exc.errno or 0, (exc.strerror or "it failed").lower())
 
 
-def read_bytes(path: Path, what: str, error: type[RFAError] = RFAError, limit: int = MAX_BYTES) -> bytes:
-    """The content of the file at ``path`` (a ``what``, for messages), at most ``limit`` bytes."""
+def read_file(path: Path, what: str, error: type[RFAError], read: Callable[[BinaryIO, int], T],
+              limit: int | None = None) -> T:
+    """``read(handle, size)`` on the regular file at ``path`` (a ``what``, for messages), with
+    what is wrong said in words: a folder, a missing file, a pipe, more than ``limit`` bytes, an
+    error of the system."""
     try:
         if path.is_dir():
             raise error(f"{path} is a folder, not {what}")
@@ -43,12 +49,17 @@ def read_bytes(path: Path, what: str, error: type[RFAError] = RFAError, limit: i
         if not path.is_file():  # a named pipe or a device would block or never end
             raise error(f"{path} is not a regular file, so it is not read")
         size = path.stat().st_size
-        if size > limit:
+        if limit is not None and size > limit:
             raise error(f"{path} is {size / 2**20:.0f} MB; {what} above {limit // 2**20} MB is refused")
         with path.open("rb") as handle:
-            return handle.read(limit + 1)[:limit]
+            return read(handle, size)
     except OSError as exc:
         raise error(f"cannot read {path}: {reason(exc)}") from None
+
+
+def read_bytes(path: Path, what: str, error: type[RFAError] = RFAError, limit: int = MAX_BYTES) -> bytes:
+    """The content of the file at ``path`` (a ``what``, for messages), at most ``limit`` bytes."""
+    return read_file(path, what, error, lambda handle, size: handle.read(limit + 1)[:limit], limit)
 
 
 def decode(data: bytes, path: Path | str, error: type[RFAError] = RFAError) -> str:

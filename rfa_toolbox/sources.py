@@ -30,7 +30,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     (a dilation-search structure file or dict) is applied to a PyTorch model first;
     ``handlers`` (op kinds or Keras layer classes to handlers) apply to this call only;
     ``module`` (a submodule path such as ``backbone``) analyzes that part of a PyTorch model."""
-    torch_model = _names_torch_model(model)
+    torch_model = names_torch_model(model)
     for option, value in (("--structure", structure), ("--module", module)):
         if value is not None and not torch_model:
             raise RFAError(f"{option} applies to PyTorch models (a model file, torchvision: or timm:)")
@@ -41,6 +41,12 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     if torch_model:
         return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure,
                             handlers, module)
+    if type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx"):
+        from rfa_toolbox.encoders.onnx import graph_from_onnx
+
+        onnx_graph: Graph = graph_from_onnx(model, resolution, _shape(input_shape), strict=strict,
+                                            allow_unknown=allow_unknown, handlers=handlers)
+        return onnx_graph
     if _is_keras_model(model):
         from rfa_toolbox.encoders import keras
 
@@ -62,7 +68,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     raise RFAError(f"cannot analyze an object of type {type(model).__name__}")
 
 
-def _names_torch_model(model: ModelLike) -> bool:
+def names_torch_model(model: ModelLike) -> bool:
     """Does ``model`` name or hold a PyTorch model (a model file, torchvision:, timm:, or an
     ``nn.Module``)?"""
     if isinstance(model, (str, Path)):
@@ -86,8 +92,8 @@ def names_framework_model(model: ModelLike) -> bool:
     """Does ``model`` name or hold a PyTorch or Keras model (which is built and traced)?"""
     if isinstance(model, (str, Path)):
         text = str(model)
-        return _names_torch_model(text) or text.startswith("keras:") or text.lower().endswith(".keras")
-    return _names_torch_model(model) or _is_keras_model(model)
+        return names_torch_model(text) or text.startswith("keras:") or text.lower().endswith(".keras")
+    return names_torch_model(model) or _is_keras_model(model)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -131,13 +137,18 @@ def _onnx_graph(path: Path, resolution: Any, input_shape: Any, strict: bool, all
                 handlers: Mapping[str, Any] | None) -> Graph:
     from rfa_toolbox.encoders.onnx import graph_from_onnx
 
-    if input_shape is not None:
-        from rfa_toolbox.resolution import parse_resolution
-
-        input_shape = parse_resolution(input_shape)
-    graph: Graph = graph_from_onnx(path, resolution, input_shape, strict=strict, allow_unknown=allow_unknown,
+    graph: Graph = graph_from_onnx(path, resolution, _shape(input_shape), strict=strict, allow_unknown=allow_unknown,
                                    handlers=handlers)
     return graph
+
+
+def _shape(input_shape: Any) -> Any:
+    """``--input-shape`` (such as ``3x224x224``) as a tuple of ints, or None."""
+    if input_shape is None:
+        return None
+    from rfa_toolbox.resolution import parse_resolution
+
+    return parse_resolution(input_shape)
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,

@@ -456,6 +456,22 @@ def test_fuzzed_models_as_protos_give_a_graph_or_our_error(fuzz_outcomes):
     assert parsed >= 30
 
 
+def test_fuzzed_files_read_without_their_weights_agree_with_the_bytes(tmp_path, fuzz_outcomes):
+    """The same mutations as files: the reader that skips the weights' bytes while reading
+    (`wire.skim`) gives a graph or our error, the same verdict as parsing the whole bytes."""
+    for seed, (kind, data, result) in fuzz_outcomes.items():
+        path = tmp_path / f"fuzz{seed}.onnx"
+        path.write_bytes(data)
+        try:
+            graph_from_onnx(path, 32)
+            got = "graph"
+        except RFAError:
+            got = "refused"
+        except Exception as exc:
+            pytest.fail(f"seed {seed} ({kind}): {type(exc).__name__}: {exc}")
+        assert got == ("graph" if result == "graph" else "refused"), f"seed {seed} ({kind})"
+
+
 def test_fuzzed_files_through_the_command(rfa, tmp_path, fuzz_outcomes):
     """Mutated files through the real command: two that analyze, two refused for damage found
     past the parser (a name that is not UTF-8, a tensor whose data does not fit its shape), and

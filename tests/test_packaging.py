@@ -28,7 +28,8 @@ def test_wheel_has_encoders_only_as_a_subpackage(tmp_path):
     wheel = next(tmp_path.glob("rfa_toolbox-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "rfa_toolbox/encoders/__init__.py" in names
-    for module in ("torch/encoder.py", "torch/handlers/windows.py", "torch/layout.py", "keras/walk.py"):
+    for module in ("layout.py", "pending.py", "torch/encoder.py", "torch/handlers/windows.py", "keras/walk.py",
+                   "onnx/walk.py", "onnx/handlers/windows.py"):
         assert f"rfa_toolbox/encoders/{module}" in names
     assert not [n for n in names if n.startswith("encoders/")]
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))

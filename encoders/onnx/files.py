@@ -1,6 +1,6 @@
-"""Reading ONNX files: the protobuf parsed once, within protobuf's size limit, with the weights'
-bytes dropped right away (their shapes are all the analysis needs) and external data checked
-without being read."""
+"""Reading ONNX files: the file is read once without the bytes of its weights (their shapes are
+all the analysis needs; `wire.skim` skips them), parsed by protobuf, and its external data
+checked without being read."""
 
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
 from rfa_toolbox.errors import shown
-from rfa_toolbox.files import read_bytes, reason
+from rfa_toolbox.files import read_file, reason
 
 from .constants import MAX_ELEMENTS
 from .ir import OnnxFormatError
+from .wire import WireError, skim
 
-MAX_ONNX_BYTES = 2**31 - 1  #: protobuf cannot hold more; larger models keep weights as external data
+MAX_GRAPH_BYTES = 2**31 - 1  #: protobuf cannot parse more (the graph without its weights' bytes)
 
 
 def import_onnx() -> Any:
@@ -26,9 +27,21 @@ def import_onnx() -> Any:
 
 
 def read_onnx_file(path: Path) -> Any:
-    """The ``ModelProto`` of an ``.onnx`` file, its large weights emptied (see `parse_onnx`);
-    external data files must exist beside it."""
-    data = read_bytes(path, "an ONNX model", OnnxFormatError, limit=MAX_ONNX_BYTES)
+    """The ``ModelProto`` of an ``.onnx`` file without the bytes of its weights, read once and
+    never whole (see `wire.skim`); external data files must exist beside it."""
+    def without_weights(handle: Any, size: int) -> bytes:
+        try:
+            return skim(handle, size)
+        except WireError:
+            raise OnnxFormatError(f"{path} is not an ONNX model (not a protobuf file, or a truncated or damaged"
+                                  " one)") from None
+        except RecursionError:
+            raise OnnxFormatError(f"{path} is not an ONNX model: it nests messages too deeply") from None
+
+    data = read_file(path, "an ONNX model", OnnxFormatError, without_weights)
+    if len(data) > MAX_GRAPH_BYTES:
+        raise OnnxFormatError(f"{path}: its graph takes more than 2 GB without the weights, more than protobuf"
+                              " can read")
     model = parse_onnx(data, str(path))
     del data
     check_external_data(model, path.parent, str(path))
@@ -83,11 +96,19 @@ def _elements(tensor: Any) -> int:
     return count
 
 
+_DATA = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "double_data", "uint64_data")
+
+
 def _drop_weights(tensor: Any) -> None:
     if _elements(tensor) > MAX_ELEMENTS:
-        for field in ("raw_data", "float_data", "int32_data", "int64_data", "double_data", "uint64_data"):
+        for field in _DATA:
             tensor.ClearField(field)
 
+
+def _has_data(tensor: Any) -> bool:
+    """Does the tensor hold its values (in the file or as external data)? A weight whose bytes
+    were skipped holds none, nor does an empty tensor."""
+    return tensor.data_location == 1 or any(len(getattr(tensor, field)) for field in _DATA) or _elements(tensor) == 0
 
 def _location(tensor: Any) -> Optional[str]:
     if tensor.data_location != 1:  # EXTERNAL
@@ -157,7 +178,7 @@ def external_value(tensor: Any, folder: Path, where: str) -> Any:
 
 def initializer_value(tensor: Any, folder: Path, where: str) -> Any:
     """The value of a small initializer (None for a weight, whose bytes were dropped)."""
-    if _elements(tensor) > MAX_ELEMENTS:
+    if _elements(tensor) > MAX_ELEMENTS or not _has_data(tensor):
         return None
     if tensor.data_location == 1:
         return external_value(tensor, folder, where)

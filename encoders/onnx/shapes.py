@@ -102,6 +102,9 @@ def fix_inputs(model: Any, inputs: list[ModelInput], resolution: Optional[Sequen
             dims[0] = 1
         channel_dim = len(dims) - 1 if item.channels_last else 1
         if channels is not None:
+            if dims[channel_dim] is not None and dims[channel_dim] != channels:
+                raise OnnxFormatError(f"the model's input {shown(item.name)} has {dims[channel_dim]} channels, not"
+                                      f" {channels} as the input shape says")
             dims[channel_dim] = channels
         fixed.append(ModelInput(item.name, dims, item.channels_last))
     by_name = {item.name: item for item in fixed}

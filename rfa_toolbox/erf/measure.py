@@ -89,11 +89,15 @@ def effective_receptive_field(model: Any, resolution: Any = None, layers: Sequen
 
     from ..encoders.torch import models
     from ..encoders.torch.parts import ADAPTED
+    from ..sources import names_torch_model
 
     step = on_step or (lambda text: None)
     for name, value in (("samples", samples), ("batch", batch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise RFAError(f"{name} must be a positive number, not {shown(value)}")
+    if isinstance(model, (str, Path)) and not names_torch_model(model):
+        raise RFAError(f"{shown(str(model))}: the effective receptive field is measured on a PyTorch model (a model"
+                       " file, torchvision:NAME or timm:NAME), by gradients; this is not one")
     if isinstance(model, (str, Path)):
         torch.manual_seed(seed)  # the random initialisation too, so that a run can be repeated
         named = models.load(str(model))
