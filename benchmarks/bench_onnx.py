@@ -3,7 +3,7 @@ exporter, opset 17) and analyzed by the ONNX encoder, side by side with the JIT 
 maximal resolution, per-layer agreement (layers matched by name) and the times of the trace,
 the export and the ONNX encoder.
 
-    python benchmarks/bench_onnx.py                      # the whole zoo at 224 (ViTs at their size)
+    python benchmarks/bench_onnx.py                      # the whole zoo at 224
     python benchmarks/bench_onnx.py --only resnet18 vit_b_16 --opset 13 --no-folding
 
 Exits with 1 when a model disagrees or fails.
@@ -39,7 +39,7 @@ def _unique(layers) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--res", type=int, default=224, help="resolution (models of a fixed size use theirs)")
+    parser.add_argument("--res", type=int, default=224, help="resolution of every model")
     parser.add_argument("--only", nargs="*", help="only these model names")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset of the export")
     parser.add_argument("--no-folding", action="store_true", help="export without constant folding")
@@ -62,12 +62,11 @@ def main() -> int:
     names = torchvision.models.list_models(module=torchvision.models) + torchvision.models.list_models(
         module=torchvision.models.segmentation)
     names = [n for n in names if not args.only or n in args.only]
-    fixed = {"vit_h_14": 518}
     failures, agree, totals = [], 0, [0.0, 0.0, 0.0]
     print(f"{'model':34s} {'res':>4s} {'r (trace / onnx)':>22s} {'max res':>14s} {'layers':>9s} "
           f"{'trace s':>8s} {'export s':>8s} {'onnx s':>7s}  verdict")
     for name in names:
-        res = fixed.get(name, args.res)
+        res = args.res
         try:
             model = _build(torchvision, name)
             if name in torchvision.models.list_models(module=torchvision.models.segmentation):

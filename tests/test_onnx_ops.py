@@ -180,3 +180,20 @@ def test_reduce_over_spatial_axes_is_global_and_over_channels_is_not():
 ])
 def test_module_paths_from_node_names(name, module):
     assert module_path(name) == module
+
+
+def test_dynamo_export_module_paths_from_its_metadata():
+    """PyTorch's ``dynamo=True`` exporter names nodes ``node_Conv_3``; the module paths come from
+    the scopes it records in each node's metadata."""
+    pytest.importorskip("onnxscript")
+    model = Fn(nn.MaxPool2d(3, 2), 4).eval()
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(model, (torch.randn(1, 3, 24, 24),), dynamo=True, optimize=False)
+    data = program.model_proto.SerializeToString()
+    report = analyze(graph_from_onnx(data, 24), 24)
+    traced = analyze(model, 24)
+    assert [layer.name for layer in report.layers] == ["x", "first", "fn", "last"]
+    for name in ("first", "fn", "last"):
+        ours, theirs = report.layer(name), traced.layer(name)
+        assert (ours.r_max, ours.jump) == (theirs.r_max, theirs.jump)

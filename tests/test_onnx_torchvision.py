@@ -23,11 +23,12 @@ from rfa_toolbox import Transfer, analyze  # noqa: E402
 #: (deeplabv3), upsampling (the segmentation models), depthwise convs (mobilenets,
 #: efficientnet, mnasnet), channel shuffles, squeeze-excitation, ceil-mode pools (squeezenet),
 #: a ConvNeXt (channels-last linear layers), torchvision's ViT and MaxViT classes at a small
-#: size (attention, window partitions).
+#: size, and a Swin (attention, window partitions, shifted windows, patch merging).
 MODELS = {
     "resnet18": 96, "densenet121": 64, "googlenet": 96, "inception_v3": 96, "mobilenet_v2": 96,
     "mobilenet_v3_small": 96, "efficientnet_b0": 96, "regnet_x_400mf": 96, "shufflenet_v2_x0_5": 96,
     "squeezenet1_0": 96, "mnasnet0_5": 96, "convnext_tiny": 96, "small:vit": 64, "small:maxvit": 64,
+    "small:swin": 64,
     "seg:deeplabv3_mobilenet_v3_large": 96, "seg:lraspp_mobilenet_v3_large": 96,
 }
 
@@ -51,6 +52,9 @@ def _build(name: str) -> torch.nn.Module:
     if name == "small:vit":  # torchvision's ViT class, small enough for the suite
         return models.VisionTransformer(image_size=64, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
                                         mlp_dim=64).eval()
+    if name == "small:swin":  # shifted windows: shapes computed at run time, patch merging by slices
+        return models.SwinTransformer(patch_size=[4, 4], embed_dim=16, depths=[2, 2], num_heads=[1, 2],
+                                      window_size=[4, 4], stochastic_depth_prob=0.0).eval()
     if name == "small:maxvit":
         return models.MaxVit(input_size=(64, 64), stem_channels=16, partition_size=4, block_channels=[16, 32],
                              block_layers=[1, 1], head_dim=8, stochastic_depth_prob=0.0).eval()

@@ -12,7 +12,7 @@ from rfa_toolbox.files import read_file, reason
 
 from .constants import MAX_ELEMENTS
 from .ir import OnnxFormatError
-from .wire import WireError, skim
+from .wire import WEIGHT_ELEMENTS, WireError, skim
 
 MAX_GRAPH_BYTES = 2**31 - 1  #: protobuf cannot parse more (the graph without its weights' bytes)
 
@@ -49,7 +49,7 @@ def read_onnx_file(path: Path) -> Any:
 
 
 def parse_onnx(data: bytes, where: str = "the data given") -> Any:
-    """The ``ModelProto`` in ``data``; the bytes of tensors with more than `MAX_ELEMENTS`
+    """The ``ModelProto`` in ``data``; the bytes of tensors with more than `WEIGHT_ELEMENTS`
     elements are dropped (their shapes stay), so the model is held once, without its weights."""
     onnx = import_onnx()
     from google.protobuf.message import DecodeError
@@ -100,7 +100,7 @@ _DATA = ("raw_data", "float_data", "int32_data", "string_data", "int64_data", "d
 
 
 def _drop_weights(tensor: Any) -> None:
-    if _elements(tensor) > MAX_ELEMENTS:
+    if _elements(tensor) > WEIGHT_ELEMENTS:
         for field in _DATA:
             tensor.ClearField(field)
 
@@ -178,7 +178,7 @@ def external_value(tensor: Any, folder: Path, where: str) -> Any:
 
 def initializer_value(tensor: Any, folder: Path, where: str) -> Any:
     """The value of a small initializer (None for a weight, whose bytes were dropped)."""
-    if _elements(tensor) > MAX_ELEMENTS or not _has_data(tensor):
+    if _elements(tensor) > WEIGHT_ELEMENTS or not _has_data(tensor):
         return None
     if tensor.data_location == 1:
         return external_value(tensor, folder, where)

@@ -14,7 +14,7 @@ import numpy as np
 from .constants import evaluate
 from .files import initializer_value
 
-MAX_PASSES = 8  #: shape inference and folding alternate at most this often
+MAX_PASSES = 64  #: shape inference and folding alternate at most this often
 
 
 def fold_constants(model: Any, shapes: dict[str, Optional[tuple[int, ...]]], folder: Path, where: str) -> int:

@@ -8,12 +8,14 @@ followed with their layout (which dims carry which spatial axes).
 
 from __future__ import annotations
 
+import ast
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 from rfa_toolbox.encoders.layout import NONE, spatial_sizes
+from rfa_toolbox.encoders.passes import join_space_to_depth
 from rfa_toolbox.encoders.pending import Op, PendingNode, Traced, layer_of, node_names
 
 from rfa_toolbox.errors import GraphError, shown
@@ -47,6 +49,21 @@ def module_path(name: str) -> str:
         else:
             path.append(part)
     return ".".join(path)
+
+
+def node_module(node: Any) -> str:
+    """A node's module path: from the scopes PyTorch's ``dynamo=True`` exporter records in its
+    metadata (``pkg.torch.onnx.name_scopes``: the module path, then the op), else from its
+    name (`module_path`)."""
+    scopes = next((p.value for p in node.metadata_props if p.key == "pkg.torch.onnx.name_scopes"), None)
+    if scopes and len(scopes) < 10_000:
+        try:
+            parts = ast.literal_eval(scopes)  # a list of strings; literals only, nothing runs
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            parts = None
+        if isinstance(parts, list) and all(isinstance(p, str) for p in parts):
+            return parts[-2] if len(parts) >= 2 else ""
+    return module_path(node.name)
 
 
 def _attributes(node: Any) -> dict[str, Any]:
@@ -167,7 +184,7 @@ class Walker:
             out_sizes[0] = reshaped(tensors[0].shape, inputs[1] if len(inputs) > 1 else None, attrs)
         onode = OnnxNode(op_type, node.domain, node.name, attrs, inputs,
                          [self._shape(v, value) for v, value in zip(node.input, inputs)], out_sizes,
-                         self.ndim, module_path(node.name), tensors, self.opset)
+                         self.ndim, node_module(node), tensors, self.opset)
         op = self.handle(onode)
         approximate = op.meta.pop("approximate", None)
         if approximate:
@@ -333,6 +350,7 @@ def graph_from_onnx(source: Any, resolution: Any = None, input_shape: Any = None
     graph = walker.finish([v.name for v in model.graph.output])
     if not graph.outputs:
         raise OnnxFormatError("no output of the model depends on its input")
+    join_space_to_depth(graph)
     graph.validate()
     return graph
 

@@ -8,9 +8,12 @@ from __future__ import annotations
 from typing import BinaryIO
 
 #: TensorProto fields holding values (float_data, int32_data, string_data, int64_data,
-#: raw_data, double_data, uint64_data); one longer than this many bytes is skipped
+#: raw_data, double_data, uint64_data)
 DATA_FIELDS = {4, 5, 6, 7, 9, 10, 11}
-MAX_KEPT = 1 << 22
+#: an initializer with more elements is a weight: only its shape is read (the values the
+#: analysis reads, shapes, pads, scales, axes, are a few numbers each)
+WEIGHT_ELEMENTS = 1 << 16
+MAX_KEPT = 8 * WEIGHT_ELEMENTS  #: bytes of a tensor's values kept while reading a file
 
 _MODEL_GRAPH, _GRAPH_INITIALIZER = 7, 5
 

@@ -6,11 +6,13 @@ dimensions; views, permutes and reshapes move axes between dimensions; ops that 
 positions of a spatial dimension (reductions, softmax, matmul and linear over it, attention)
 make those axes global.
 
-The modules, one job each: `ir` (the handler contract: `Call`, `Op`, handler tables),
-`layout` (tensor layouts, no torch), `handlers` (one handler per op kind, by family), `walk`
-(the walk over the trace graph), `trace` (the JIT trace: the only module importing torch),
-`passes` (graph passes), `encoder` (`encode`), `models` (naming models: files, torchvision:,
-timm:) and `edit` (applying suggested edits to a module).
+The modules, one job each: `ir` (the handler contract: `Call`, handler tables), `handlers`
+(one handler per op kind, by family), `walk` (the walk over the trace graph), `trace` (the JIT
+trace: the only module importing torch), `encoder` (`encode`), `models` (naming models: files,
+torchvision:, timm:) and `edit` (applying suggested edits to a module). What the encoders
+share, framework-free, is one level up: `rfa_toolbox.encoders.layout` (tensor layouts),
+`rfa_toolbox.encoders.pending` (`Op`, `Traced`, node names and layers) and
+`rfa_toolbox.encoders.passes` (graph passes).
 """
 
 from .encoder import encode

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from rfa_toolbox.encoders.passes import join_space_to_depth
+
 from rfa_toolbox.graph import Graph
 
 from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
 from .ir import Handler, TraceError, handler_table
-from .passes import join_space_to_depth
 from .trace import input_names, trace
 from .walk import EncodeOptions, Walker, sizes_of
 

@@ -1,4 +1,5 @@
-"""Passes over an encoded graph that need more than one op at a time."""
+"""Passes over an encoded graph that need more than one op at a time (run by the PyTorch and
+the ONNX encoders alike)."""
 
 from __future__ import annotations
 
