@@ -13,6 +13,7 @@ TensorFlow's half-pixel resize.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from fractions import Fraction
 
 import numpy as np
@@ -63,8 +64,41 @@ def _source(scale: np.float32, m: int, align_corners: bool) -> np.ndarray:
     return (np.float64(scale) * (out + 0.5) - 0.5).astype(np.float32)
 
 
+#: ONNX Resize's nearest_mode: how a coordinate becomes a unit
+_ROUNDING: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "round_prefer_floor": lambda x: np.ceil(x - 0.5), "round_prefer_ceil": lambda x: np.floor(x + 0.5),
+    "floor": np.floor, "ceil": np.ceil}
+
+
+def _onnx_source(layer: Layer, axis: int, m: int, n: int) -> np.ndarray:
+    """The input coordinate of each output unit by ONNX Resize's coordinate_transformation_mode
+    (the modes PyTorch's and TensorFlow's resampling do not share), in float32."""
+    given = layer.meta.get("scale")
+    scale = float(given[axis]) if given and given[axis] else m / n
+    out = np.arange(m, dtype=np.float64)
+    mode = layer.meta["coordinates"]
+    if mode == "align_corners":
+        source = out * ((n - 1) / (m - 1)) if m > 1 else out * 0
+    elif mode == "asymmetric":
+        source = out / scale
+    elif mode == "tf_half_pixel_for_nn":
+        source = (out + 0.5) / scale
+    elif mode == "half_pixel_symmetric":
+        adjustment = m / (scale * n)
+        source = n / 2 * (1 - adjustment) + (out + 0.5) / scale - 0.5
+    elif mode == "pytorch_half_pixel" and m == 1:
+        source = out * 0
+    else:  # half_pixel, pytorch_half_pixel
+        source = (out + 0.5) / scale - 0.5
+    return source.astype(np.float32)
+
+
 def _nearest(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     out = np.arange(m)
+    if layer.meta.get("onnx_rule"):
+        rounding = _ROUNDING.get(str(layer.meta.get("nearest_mode")), _ROUNDING["round_prefer_floor"])
+        index = rounding(_onnx_source(layer, axis, m, n)).astype(np.int64)
+        return (np.clip(index, 0, n - 1) if clamp else index)[:, None], np.ones((m, 1), dtype=bool)
     if layer.op == "pixel_shuffle" or layer.meta.get("framework") == "keras":
         factor = Fraction(m, n)
         index = out * factor.denominator // factor.numerator
@@ -81,12 +115,20 @@ def _nearest(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
     return index[:, None], np.ones((m, 1), dtype=bool)
 
 
-def _linear(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
+def _sources(layer: Layer, axis: int, m: int, n: int) -> np.ndarray:
+    """The input coordinate of each output unit: ONNX's rule where the file asks for one no
+    framework shares, else PyTorch's (TensorFlow's half-pixel resize samples the same points)."""
+    if layer.meta.get("onnx_rule"):
+        return _onnx_source(layer, axis, m, n)
     align = bool(layer.meta.get("align_corners"))
-    if m == n:
+    return _source(_scale(layer, axis, n, m, align), m, align)
+
+
+def _linear(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
+    if m == n and not layer.meta.get("onnx_rule"):
         index = np.arange(m)
         return index[:, None], np.ones((m, 1), dtype=bool)
-    source = _source(_scale(layer, axis, n, m, align), m, align)
+    source = _sources(layer, axis, m, n)
     if clamp:
         source = np.maximum(source, 0)
     first = np.floor(source).astype(np.int64)
@@ -107,15 +149,17 @@ def _cubic_weight(x: np.ndarray, a: float) -> np.ndarray:
 
 
 def _cubic(layer: Layer, axis: int, m: int, n: int, clamp: bool) -> Taps:
-    align = bool(layer.meta.get("align_corners"))
-    source = _source(_scale(layer, axis, n, m, align), m, align)
+    source = _sources(layer, axis, m, n)
     first = np.floor(source).astype(np.int64)
     t = (source - first).astype(np.float64)
     offsets = np.arange(-1, 3)
-    a = CUBIC_A.get(str(layer.meta.get("framework", "torch")), -0.75)
+    a = float(layer.meta.get("cubic_a", CUBIC_A.get(str(layer.meta.get("framework", "torch")), -0.75)))
     weights = _cubic_weight(t[:, None] - offsets[None, :], a)
     index = first[:, None] + offsets[None, :]
-    return (np.clip(index, 0, n - 1) if clamp else index), weights != 0
+    exists = weights != 0
+    if layer.meta.get("exclude_outside"):  # ONNX: taps outside the input get no weight
+        exists &= (index >= 0) & (index < n)
+    return (np.clip(index, 0, n - 1) if clamp else index), exists
 
 
 def antialiased(mode: str, m: int, n: int) -> Taps:

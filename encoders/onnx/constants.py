@@ -89,6 +89,14 @@ def _cast(attrs: dict[str, Any], x: Any, *rest: Any) -> Any:
     return np.asarray(x)
 
 
+def _scatter_nd(attrs: dict[str, Any], data: Any, indices: Any, updates: Any) -> Any:
+    if attrs.get("reduction", "none") not in ("none", b"none"):
+        raise ValueError("a reduction")
+    out = np.array(data, copy=True)
+    out[tuple(np.moveaxis(np.asarray(indices, dtype=np.int64), -1, 0))] = updates
+    return out
+
+
 def _binary(fn: Callable[[Any, Any], Any]) -> Callable[..., Any]:
     return lambda attrs, a, b: fn(np.asarray(a), np.asarray(b))
 
@@ -111,6 +119,7 @@ EVALUATORS: dict[str, Callable[..., Any]] = {
     "Where": lambda attrs, c, a, b: np.where(c, a, b),
     "Expand": lambda attrs, x, shape: x * np.ones([int(s) for s in np.reshape(shape, -1)], dtype=np.asarray(x).dtype),
     "Transpose": lambda attrs, x: np.transpose(x, attrs.get("perm")),
+    "ScatterND": _scatter_nd, "Pow": _binary(np.power),
     "ReduceProd": lambda attrs, x, *rest: np.prod(x, keepdims=bool(attrs.get("keepdims", 1))),
 }
 

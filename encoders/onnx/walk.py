@@ -27,6 +27,7 @@ from .constants import MAX_ELEMENTS, evaluate
 from .files import check_text, import_onnx, initializer_value, parse_onnx, read_onnx_file, tensor_array
 from .fold import MAX_PASSES, fold_constants
 from .ir import Handler, OnnxFormatError, OnnxNode, Unsupported, handler_table
+from .shape_rules import output_shape
 from .shapes import ModelInput, fix_inputs, inferred_shapes, model_inputs
 
 CONTROL_FLOW = {"If", "Loop", "Scan", "SequenceMap"}
@@ -91,18 +92,6 @@ def _tensor_attribute(attribute: Any) -> Any:
     count = int(np.prod([max(int(d), 0) for d in tensor.dims])) if tensor.dims else 1
     return tensor_array(tensor, f"the tensor of the attribute {shown(attribute.name)}") if count <= MAX_ELEMENTS \
         else None
-
-
-def reshaped(shape: tuple[int, ...], target: Any, attrs: dict[str, Any]) -> Optional[tuple[int, ...]]:
-    """The shape a Reshape to the constant ``target`` gives (where shape inference gave none)."""
-    if not shape or target is None or isinstance(target, Traced):
-        return None
-    sizes = [int(t) for t in np.asarray(target).reshape(-1)]
-    sizes = [shape[i] if t == 0 and not attrs.get("allowzero") and i < len(shape) else t for i, t in enumerate(sizes)]
-    total, known = int(np.prod(shape)), int(np.prod([t for t in sizes if t != -1]))
-    if sizes.count(-1) == 1 and known and total % known == 0:
-        sizes[sizes.index(-1)] = total // known
-    return tuple(sizes) if -1 not in sizes and int(np.prod(sizes)) == total else None
 
 
 class Walker:
@@ -180,16 +169,18 @@ class Walker:
             return
         attrs = _attributes(node)
         out_sizes = [self.shapes.get(v) if v else None for v in node.output]
-        if op_type == "Reshape" and out_sizes and out_sizes[0] is None:
-            out_sizes[0] = reshaped(tensors[0].shape, inputs[1] if len(inputs) > 1 else None, attrs)
+        in_sizes = [self._shape(v, value) for v, value in zip(node.input, inputs)]
+        if out_sizes and out_sizes[0] is None:  # where inference stopped, the rules may know
+            values = [None if isinstance(v, Traced) else v for v in inputs]
+            out_sizes[0] = output_shape(op_type, attrs, in_sizes, values)
         onode = OnnxNode(op_type, node.domain, node.name, attrs, inputs,
-                         [self._shape(v, value) for v, value in zip(node.input, inputs)], out_sizes,
+                         in_sizes, out_sizes,
                          self.ndim, node_module(node), tensors, self.opset)
         op = self.handle(onode)
         approximate = op.meta.pop("approximate", None)
         if approximate:
-            self.notes.append(f"{node.name or op_type}: Resize with {approximate} is computed with PyTorch's"
-                              " coordinate rule; the exact boxes of its units may differ by a unit")
+            self.notes.append(f"{node.name or op_type}: Resize with {approximate} is computed with half-pixel"
+                              " centres; the exact boxes of its units may differ by a unit")
         layout = op.layout if op.layout is not None else onode.x.layout
         self.pending.append(PendingNode(onode.module, onode.kind, op, list(dict.fromkeys(t.node for t in tensors)),
                                         onode.out_sizes[0] if onode.out_sizes else None, layout))

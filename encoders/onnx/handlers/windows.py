@@ -109,8 +109,9 @@ _HALF_PIXEL = ("half_pixel", "pytorch_half_pixel")
 
 @handles("Resize", "Upsample")
 def _resize(node: OnnxNode) -> Op:
-    """A factor per spatial axis from the inferred sizes; the coordinate mode and the given
-    scales say how output units map to input ones (PyTorch's and TensorFlow's conventions)."""
+    """A factor per spatial axis from the inferred sizes; the coordinate mode, nearest mode and
+    the given scales say how output units map to input ones: PyTorch's computation where a
+    framework shares the rule, ONNX's own formulas elsewhere."""
     sizes_in, sizes_out = node.sizes[0], node.out_sizes[0]
     if sizes_in is None or sizes_out is None:
         raise OnnxFormatError("the sizes before and after it are not known (shape inference gave none)")
@@ -134,22 +135,20 @@ def _resize(node: OnnxNode) -> Op:
                                 "half_pixel" if node.op_type == "Resize" and node.opset >= 11 else "asymmetric"))
     nearest = str(node.attr("nearest_mode", "round_prefer_floor"))
     meta: dict[str, Any] = {"align_corners": coordinates == "align_corners", "framework": "torch",
-                            "scale": tuple(given.get(a) for a in range(node.ndim))}
+                            "scale": tuple(given.get(a) for a in range(node.ndim)), "coordinates": coordinates}
     if mode == "nearest":
         kind = "nearest"
         meta["nearest_exact"] = coordinates in _HALF_PIXEL and nearest == "round_prefer_ceil"
-        if coordinates == "tf_half_pixel_for_nn":
-            meta["framework"] = "keras"
+        shared = (coordinates, nearest) == ("asymmetric", "floor") or meta["nearest_exact"]
+        meta["nearest_mode"] = nearest
     else:
         kind = "bicubic" if mode == "cubic" else _LINEAR.get(len(factor), "linear")
-        if mode == "cubic" and float(node.attr("cubic_coeff_a", -0.75)) == -0.5:
-            meta["framework"] = "keras"
-    exact = {("nearest", "asymmetric", "floor"), ("nearest", "half_pixel", "round_prefer_ceil"),
-             ("nearest", "pytorch_half_pixel", "round_prefer_ceil")}
-    if (mode == "nearest" and (mode, coordinates, nearest) not in exact and coordinates != "tf_half_pixel_for_nn"
-            and any(f != 2 for f in factor.values())) or (mode != "nearest" and coordinates not in
-                                                          (*_HALF_PIXEL, "align_corners")):
-        meta["approximate"] = f"{mode}, {coordinates}" + (f", {nearest}" if mode == "nearest" else "")
+        meta["cubic_a"] = float(node.attr("cubic_coeff_a", -0.75))
+        meta["exclude_outside"] = bool(node.attr("exclude_outside", 0))
+        shared = coordinates in (*_HALF_PIXEL, "align_corners")
+    meta["onnx_rule"] = not shared  # ONNX's own coordinate rule (see rfa_toolbox.taps)
+    if coordinates == "tf_crop_and_resize":
+        meta["approximate"] = "tf_crop_and_resize (its region of interest is not read)"
     return Op("upsample", Transfer.UPSAMPLE, True, factor=factor, mode=kind, meta=meta)
 
 
