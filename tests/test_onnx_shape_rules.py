@@ -34,6 +34,8 @@ CASES = [
     ("MaxPool", {"kernel_shape": [3, 3], "strides": [2, 2], "pads": [1, 1, 1, 1]}, [(1, 3, 15, 16)], {}),
     ("GlobalAveragePool", {}, [(1, 3, 15, 16)], {}),
     ("Relu", {}, [(2, 3)], {}),
+    ("Expand", {}, [(3, 1, 5), (4,)], {1: np.array([2, 1, 4, 1], np.int64)}),
+    ("Tile", {}, [(2, 3, 1), (3,)], {1: np.array([1, 2, 5], np.int64)}),
 ]
 
 

@@ -116,6 +116,10 @@ def _one(op_type: str, attrs: dict[str, Any], shapes: Sequence[Optional[Shape]],
         "Conv": lambda: _window(first, attrs, shapes[1][2:], shapes[1][0]) if len(shapes) > 1 and shapes[1] else None,
         "MaxPool": lambda: _window(first, attrs, attrs.get("kernel_shape") or [], first[1]),
         "AveragePool": lambda: _window(first, attrs, attrs.get("kernel_shape") or [], first[1]),
+        "Expand": lambda: tuple(np.broadcast_shapes(first, tuple(int(v) for v in values[1].reshape(-1))))
+        if len(values) > 1 and values[1] is not None else None,
+        "Tile": lambda: tuple(s * int(r) for s, r in zip(first, values[1].reshape(-1)))
+        if len(values) > 1 and values[1] is not None else None,
         "GlobalAveragePool": lambda: (*first[:2], *([1] * (rank - 2))),
         "GlobalMaxPool": lambda: (*first[:2], *([1] * (rank - 2))),
     }
