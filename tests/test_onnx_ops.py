@@ -197,3 +197,10 @@ def test_dynamo_export_module_paths_from_its_metadata():
     for name in ("first", "fn", "last"):
         ours, theirs = report.layer(name), traced.layer(name)
         assert (ours.r_max, ours.jump) == (theirs.r_max, theirs.jump)
+
+
+def test_gate_before_the_features_keeps_their_axes_in_onnx():
+    """The Mul of a squeeze-excitation gate (1x1, first operand) and the features."""
+    model = Fn(_Lambda(lambda x: x.mean((2, 3), keepdim=True).sigmoid() * x), 4)
+    report = analyze(graph_from_onnx(_export(model, 24), 24), 24)
+    assert report.layer("last").r_min == (5, 5) and report.layer("last").shape == (2, 22, 22)

@@ -372,3 +372,24 @@ def test_einsum_tracks_which_axes_its_letters_carry(equation, reduce, expected):
             return out.sum(dim=reduce) if reduce else out
 
     assert analyze(Einsum(), 16).layers[-1].r_min == expected
+
+
+class _GateFirst(nn.Module):
+    """A squeeze-excitation gate written gate * features (the 1x1 map first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.c1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = nn.Conv2d(8, 8, 3, 2, 1)
+        self.c3 = nn.Conv2d(8, 8, 3, 2, 1)
+
+    def forward(self, x):
+        x = self.c1(x)
+        return self.c3(self.c2(x.mean((2, 3), keepdim=True).sigmoid() * x))
+
+
+def test_gate_before_the_features_keeps_their_axes():
+    """Broadcasting lines dims up from the right: the product carries the features' axes."""
+    report = analyze(_GateFirst(), 64)
+    assert report.layer("c3").r_min == (9, 9) and report.layer("c3").jump == (4, 4)
+    assert report.r == (9, 9)

@@ -3,11 +3,11 @@ permutes, selection, splits, and the neutral ops (activations, norms, padding)."
 
 from __future__ import annotations
 
-from rfa_toolbox.encoders.layout import NONE, dim_index, reshape_layout
+from rfa_toolbox.encoders.layout import NONE, Layout, dim_index, reshape_layout
 
 from rfa_toolbox.graph import Transfer
 
-from ..ir import Call, Op, handles
+from ..ir import Call, Op, Traced, handles
 from .common import numel
 
 
@@ -17,10 +17,23 @@ def merge(call: Call) -> Op:
     if len(tensors) < 2:
         return Op(call.kind.split("::")[1].rstrip("_"))
     rank = len(call.out_sizes[0]) if call.out_sizes and call.out_sizes[0] is not None else 0
-    layout = max((t.layout for t in tensors), key=len)
-    if rank and len(layout) != rank:
-        layout = (NONE,) * (rank - len(layout)) + layout
-    return Op(call.kind.split("::")[1].rstrip("_"), Transfer.MERGE, layout=layout)
+    return Op(call.kind.split("::")[1].rstrip("_"), Transfer.MERGE, layout=broadcast_layout(tensors, rank))
+
+
+def broadcast_layout(tensors: list[Traced], rank: int = 0) -> Layout:
+    """The layout of an elementwise result: its dims line up from the right (broadcasting),
+    and each carries the axes of every operand's dim there, so that a squeeze-excitation gate
+    (a 1x1 map) times the features keeps the features' axes whichever comes first."""
+    rank = max([rank, *(len(t.layout) for t in tensors)])
+    dims: list[frozenset[int]] = [NONE] * rank
+    for t in tensors:
+        for k, axes in enumerate(reversed(t.layout)):
+            if axes:
+                dims[rank - 1 - k] = dims[rank - 1 - k] | axes
+    longest = max(tensors, key=lambda t: len(t.layout)).layout
+    if len(longest) == rank and all(set(a) == set(b) for a, b in zip(longest, dims)):
+        return longest  # keeps how its dims were composed (reshape factors)
+    return tuple(dims)
 
 
 handles("add", "add_", "sub", "sub_", "rsub", "mul", "mul_", "div", "div_", "maximum", "minimum",
