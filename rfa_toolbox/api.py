@@ -38,7 +38,8 @@ def analysis_of(model: ModelLike, resolution: Optional[ResolutionLike], suggesti
     res = resolution_of(resolution, options.get("input_shape"))
     timeout = options.pop("timeout", None)
     step(f"{'building and tracing' if names_framework_model(model) else 'reading'} {model_name(model, None)}")
-    with time_limit(timeout, f"reading and tracing {model_name(model, None)}"):
+    doing = "reading and tracing" if names_framework_model(model) else "reading"
+    with time_limit(timeout, f"{doing} {model_name(model, None)}"):
         graph = load_graph(model, resolution=res, **options)
     name = model_name(model, graph)
     if options.get("module") is not None:

@@ -18,8 +18,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 MODEL_HELP = """MODEL is an architecture file (.yaml, .yml or .json), a Python file defining a
     PyTorch model (model.py, or model.py:NAME to pick one), torchvision:NAME, timm:NAME, a Keras
-    model saved as .keras or as model.to_json() in a .json file, or keras:NAME (a
-    keras.applications model)."""
+    model saved as .keras or as model.to_json() in a .json file, keras:NAME (a
+    keras.applications model), or an ONNX file (.onnx, from any exporter)."""
 
 
 

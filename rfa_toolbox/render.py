@@ -129,19 +129,19 @@ def _fold_items(items: dict[str, _Item], graph: Graph,
 
 
 def _text(value: str) -> str:
-    """User text for an HTML-like label: XML-escaped, and backslash sequences such as ``\\N``
-    kept literal (graphviz would substitute them)."""
-    return html.escape(value).replace("\\", "\\\u200b")
+    """User text for an HTML-like label: control characters as escapes, XML-escaped, and
+    backslash sequences such as ``\\N`` kept literal (graphviz would substitute them)."""
+    return html.escape(printable(value)).replace("\\", "\\\u200b")
 
 
 def _esc(value: str) -> str:
     """User text for an escString attribute (``id``)."""
-    return cast(str, graphviz.escape(value))  # a str that graphviz must not quote again
+    return cast(str, graphviz.escape(printable(value)))  # a str that graphviz must not quote again
 
 
 def _tooltip(lines: list[str]) -> str:
     """A plain-text tooltip; graphviz unescapes tooltips twice."""
-    return cast(str, graphviz.nohtml("\\n".join(line.replace("\\", "\\\\\\\\") for line in lines)))
+    return cast(str, graphviz.nohtml("\\n".join(printable(line).replace("\\", "\\\\\\\\") for line in lines)))
 
 
 def _shape(row: LayerResult) -> str:

@@ -4,6 +4,7 @@ silently wrong answer. Each class is tried with several inputs, on the real comm
 
 from __future__ import annotations
 
+import html
 import json
 import os
 import subprocess
@@ -255,6 +256,13 @@ def test_names_are_data_in_every_format(rfa, tmp_path, name):
     structure.write_text(json.dumps({"structure": {name: 2, "other": 1}}))
     shown = rfa("structure", "show", str(structure)).stdout.splitlines()
     assert len(shown) == 4  # header, two layers, count: no forged line
+    picture = tmp_path / "names.svg"  # the diagram: dot draws it, and no control character reaches it
+    rfa("analyze", str(path), "--res", "2", "--render", str(picture))
+    dot_source = tmp_path / "names.dot"
+    rfa("analyze", str(path), "--res", "2", "--render", str(dot_source))
+    source = dot_source.read_text()
+    assert "\x1b" not in source and "\x1b" not in picture.read_text()
+    assert html.escape(escaped) in source.replace("\u200b", "")  # the escaped name, as in the table
 
 
 def test_a_keras_archive_that_inflates_is_refused_early(rfa, tmp_path):

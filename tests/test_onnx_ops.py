@@ -204,3 +204,19 @@ def test_gate_before_the_features_keeps_their_axes_in_onnx():
     model = Fn(_Lambda(lambda x: x.mean((2, 3), keepdim=True).sigmoid() * x), 4)
     report = analyze(graph_from_onnx(_export(model, 24), 24), 24)
     assert report.layer("last").r_min == (5, 5) and report.layer("last").shape == (2, 22, 22)
+
+
+def test_folded_shape_arithmetic_keeps_its_types():
+    """Resize scales computed from the input's shape (Shape, Slice, Cast to float, Div): the
+    folded constants keep the types the graph declares, so shape inference accepts them."""
+    consts = {"starts": np.array([2], np.int64), "ends": np.array([4], np.int64),
+              "target": np.array([16.0], np.float32), "ones": np.array([1.0, 1.0], np.float32)}
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Slice", ["shape", "starts", "ends"], ["hw"]),
+             helper.make_node("Cast", ["hw"], ["hw_float"], to=TensorProto.FLOAT),
+             helper.make_node("Div", ["target", "hw_float"], ["factor"]),
+             helper.make_node("Concat", ["ones", "factor"], ["scales"], axis=0),
+             helper.make_node("Resize", ["x", "", "scales"], ["y"], mode="nearest", name="up")]
+    data = _model(nodes, [_tensor("x", [1, 3, 8, 8])], [_tensor("y", None)],
+                  [numpy_helper.from_array(v, k) for k, v in consts.items()])
+    assert analyze(graph_from_onnx(data, 8), 8).layer("up").shape == (3, 16, 16)

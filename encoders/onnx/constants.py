@@ -85,8 +85,14 @@ def _concat(attrs: dict[str, Any], *xs: Any) -> Any:
     return np.concatenate([np.atleast_1d(np.asarray(x)) for x in xs], axis=int(attrs.get("axis", 0)))
 
 
-def _cast(attrs: dict[str, Any], x: Any, *rest: Any) -> Any:
-    return np.asarray(x)
+def _cast(attrs: dict[str, Any], x: Any, *like: Any) -> Any:
+    """Cast to ``to`` (or to the type of CastLike's second input): the folded constant must have
+    the type the graph expects, or shape inference finds the types contradicting."""
+    if like:
+        return np.asarray(x).astype(np.asarray(like[0]).dtype)
+    from onnx import helper
+
+    return np.asarray(x).astype(helper.tensor_dtype_to_np_dtype(int(attrs["to"])))
 
 
 def _scatter_nd(attrs: dict[str, Any], data: Any, indices: Any, updates: Any) -> Any:

@@ -97,7 +97,7 @@ def fix_inputs(model: Any, inputs: list[ModelInput], resolution: Optional[Sequen
                 dims[d] = size
         elif any(dims[d] is None for d in spatial):
             raise OnnxFormatError(f"the spatial size of the input {shown(item.name)} is not fixed in the file;"
-                                  " give the resolution (--res)")
+                                  " give the resolution (--res, or resolution= in Python)")
         if dims[0] is None:
             dims[0] = 1
         channel_dim = len(dims) - 1 if item.channels_last else 1

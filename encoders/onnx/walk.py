@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
-from rfa_toolbox.encoders.layout import NONE, spatial_sizes
+from rfa_toolbox.encoders.layout import NONE, reshape_layout, spatial_sizes
 from rfa_toolbox.encoders.passes import join_space_to_depth
 from rfa_toolbox.encoders.pending import Op, PendingNode, Traced, layer_of, node_names
 
@@ -228,7 +228,9 @@ class Walker:
             raise OnnxFormatError(
                 f"no handler for {where}{why}{change}; register one with rfa_toolbox.encoders.onnx.register_handler"
                 + ("" if self.strict else ", or pass --allow-unknown to treat it as neutral"))
-        self.unknown.setdefault(node.kind + why, node.module or node.name)
+        self.unknown.setdefault(node.kind + why, node.module or "(top level)")
+        if before is not None and after is not None and len(after) != len(node.x.layout):
+            return Op(node.op_type, layout=reshape_layout(node.x.layout, before, after))  # as a reshape would
         return Op(node.op_type)
 
     def finish(self, outputs: list[str]) -> Graph:

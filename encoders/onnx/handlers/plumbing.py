@@ -176,6 +176,12 @@ def _matmul(node: OnnxNode) -> Op:
     """a @ b: global on the axes the contracted dims carry (Gemm may transpose its operands)."""
     at = [0, 3] if node.op_type == "QLinearMatMul" else [0, 1]
     operands, sizes = [node.inputs[i] for i in at], [node.sizes[i] for i in at]
+    weight = sizes[1]
+    if isinstance(operands[0], Traced) and not isinstance(operands[1], Traced) and not node.attr("transA") \
+            and weight is not None and len(weight) == 2:  # a dense layer: PyTorch's linear, weights (out, in)
+        out_in = weight if node.attr("transB") else tuple(reversed(weight))
+        bias = node.sizes[2] if node.op_type == "Gemm" and len(node.sizes) > 2 else None
+        return as_aten(node, "linear", [operands[0], None, None], [sizes[0], out_in, bias])
     if node.op_type == "Gemm":
         for i, flag in enumerate(("transA", "transB")):
             if node.attr(flag):
