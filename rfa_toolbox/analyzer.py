@@ -20,6 +20,7 @@ from .analysis import (
 )
 from .graph import Graph, Number, plain, simplify
 from .locate import Locator
+from .positions import MAX_UNITS
 from .receptive_field import AxisRF, NodeRF, propagate, without_gc
 from .resolution import ResolutionLike, parse_resolution
 from .sizes import spatial_sizes
@@ -109,6 +110,10 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
             graph = graph.copy()
             for layer in resolved.values():
                 graph.replace(layer)
+    too_long = use_exact and sizes is not None and any(
+        s is not None and s > MAX_UNITS for per_axis in sizes.values() for s in per_axis)
+    if too_long:  # position by position would take arrays of that length per layer: the estimate
+        use_exact = False
     rf = propagate(graph)
     exact_values, output_tracks = _exact_values(graph, sizes) if use_exact and sizes is not None else ({}, {})
     # A node's sets are shared with every node that leaves them unchanged (norms, activations,
@@ -150,6 +155,9 @@ def analyze_graph(graph: Graph, resolution: ResolutionLike, model: str | None = 
     if resampling:
         shown = ", ".join(resampling[:5]) + (f" and {len(resampling) - 5} more" if len(resampling) > 5 else "")
         notes.append((RESAMPLING_NOTE if use_exact else ESTIMATE_NOTE).format(layers=shown))
+    if too_long:
+        notes.append(f"an axis is longer than {MAX_UNITS:,} units at this resolution, so r_min and r_max"
+                     " after resampling are the standard estimate, not computed position by position")
     report = Report(
         model=model or graph.name, resolution=res, r=for_display(exact_r), max_resolution=max_resolution,
         fully_utilized=fully_utilized(exact_r, res), layers=rows, unknown_ops=list(graph.unknown_ops),

@@ -171,3 +171,16 @@ def test_keras_vgg16_matches_googles_table():
         row = report.layer(layer)
         assert (row.r_max, row.jump, row.offset) == (
             (want["rf"],) * 2, (want["stride"],) * 2, (-want["padding"],) * 2), layer
+
+
+def test_axes_too_long_for_positions_fall_back_to_the_estimate_and_say_so():
+    """Beyond MAX_UNITS units an axis is not followed position by position: the report must not
+    claim exact values then."""
+    b = GraphBuilder(ndim=1)
+    x = b.conv(b.input("x"), 3, stride=2, name="down")
+    b.conv(b.upsample(x, 2, mode="bilinear", name="up"), 3, name="head")
+    graph = b.build()
+    small, huge = analyze(graph, 64), analyze(graph, 10_000_000)
+    assert small.exact and not huge.exact
+    assert huge.layer("head").r_max == analyze(graph, 64, exact=False).layer("head").r_max
+    assert any("longer than 4,194,304 units" in note for note in huge.notes)
