@@ -34,6 +34,11 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     for option, value in (("--structure", structure), ("--module", module)):
         if value is not None and not torch_model:
             raise RFAError(f"{option} applies to PyTorch models (a model file, torchvision: or timm:)")
+    keras_named = isinstance(model, (str, Path)) and (str(model).startswith("keras:")
+                                                      or str(model).lower().endswith(".keras"))
+    if input_shape is not None and (keras_named or _is_keras_model(model)):
+        raise RFAError("--input-shape applies to PyTorch and ONNX models; a Keras model's channels and"
+                       " layout come from its file: give the spatial size with --res")
     if isinstance(model, Graph):
         return model
     if isinstance(model, dict):

@@ -231,3 +231,13 @@ def test_channels_first_model():
     assert graph.ndim == 2 and graph["c"].in_channels == 3 and graph["c"].kernel == (3, 5)
     assert graph["c"].params == 3 * 5 * 3 * 4 + 4
     assert rf(graph, "c") == ((3, 5), (3, 5))
+
+
+@pytest.mark.parametrize("model", ["keras:MobileNetV2", "model.keras"])
+def test_input_shape_is_refused_for_keras_models(model):
+    """Keras orders its input (height, width, channels); an --input-shape read channels-first
+    would analyze a 160x3 image: refused, the file has the channels."""
+    from rfa_toolbox.errors import RFAError
+
+    with pytest.raises(RFAError, match="applies to PyTorch and ONNX models"):
+        analyze(model, None, input_shape="160x160x3")
