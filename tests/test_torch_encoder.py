@@ -393,3 +393,10 @@ def test_gate_before_the_features_keeps_their_axes():
     report = analyze(_GateFirst(), 64)
     assert report.layer("c3").r_min == (9, 9) and report.layer("c3").jump == (4, 4)
     assert report.r == (9, 9)
+
+
+def test_a_function_named_model_is_a_factory(tmp_path):
+    path = tmp_path / "factory.py"
+    path.write_text("import torch.nn as nn\n\n\ndef model():\n"
+                    "    return nn.Sequential(nn.Conv2d(3, 4, 5), nn.Conv2d(4, 4, 3))\n")
+    assert analyze(str(path), 32).r == (7, 7)

@@ -174,6 +174,8 @@ def load_file(path: Path, name: Optional[str] = None) -> TorchModel:
     model = getattr(module, "model", None)
     if model is not None and (is_torch_module(model) or isinstance(model, Graph)):
         return TorchModel(model, label, example, anchors)
+    if callable(model):  # a function or class named model: a factory
+        return TorchModel(_build(model, f"{path}:model"), label, example, anchors)
     for factory in FACTORIES:
         if callable(getattr(module, factory, None)):
             return TorchModel(_build(getattr(module, factory), f"{path}:{factory}"), label, example, anchors)
