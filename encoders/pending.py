@@ -1,15 +1,17 @@
-"""What the static-graph encoders share, framework-free: a followed tensor (`Traced`), what a
-handler makes of one op (`Op`), the nodes a walk collects (`PendingNode`), their names from
-module paths (`node_names`) and their layers (`layer_of`). The PyTorch and ONNX encoders build
-their graphs through these, so that the same op gets the same node name and layer in both."""
+"""What the encoders share, framework-free: a followed tensor (`Traced`), what a handler makes
+of one op (`Op`), the nodes a walk collects (`PendingNode`), their names from module paths
+(`node_names`), their layers (`layer_of`) and their addition to a graph (`add_pending`), and
+the handler tables of one encode (`merged_handlers`). The PyTorch and ONNX encoders build their
+graphs through these, so that the same op gets the same node name and layer in both."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, TypeVar
 
-from rfa_toolbox.graph import Layer, Transfer
+from rfa_toolbox.errors import GraphError, RFAError
+from rfa_toolbox.graph import Graph, Layer, Transfer
 from rfa_toolbox.ops import make_layer
 
 from .layout import Layout
@@ -118,3 +120,33 @@ def layer_of(name: str, node: PendingNode, ndim: int) -> Layer:
                       module=node.module or None, shape=tuple(node.shape[1:]) if node.shape else None,
                       in_channels=op.in_channels, out_channels=op.out_channels,
                       groups=op.groups, params=op.params, meta=meta or None, **params)
+
+
+def add_pending(graph: Graph, pending: list[PendingNode], ndim: int, error: type[RFAError]) -> dict[str, str]:
+    """Name the pending nodes (``#k``) from their module paths and add their layers to
+    ``graph``; returns the names by temporary name. A layer that cannot be built raises
+    ``error`` naming the op and its module."""
+    names = node_names(pending, reserved=set(graph.inputs))
+    renamed = {f"#{i}": n for i, n in enumerate(names)}
+    for name, node in zip(names, pending):
+        try:
+            layer = layer_of(name, node, ndim)
+        except GraphError as exc:
+            raise error(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None
+        graph.add(layer, [renamed.get(s, s) for s in node.sources])
+    return renamed
+
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+def merged_handlers(defaults: Mapping[str, H], registered: Mapping[str, H], extra: Mapping[str, H] | None,
+                    error: type[RFAError], key: Callable[[str], str] = str) -> dict[str, H]:
+    """The handlers of one encode: the defaults, then the registered ones, then ``extra``
+    (checked to be functions; ``key`` spells their names as the tables do)."""
+    table = {**defaults, **registered}
+    for name, handler in (extra or {}).items():
+        if not callable(handler):
+            raise error(f"the handler for {name!r} is a {type(handler).__name__}, not a function")
+        table[key(name)] = handler
+    return table

@@ -230,7 +230,7 @@ def damaged_model(case):
     return model
 
 
-@pytest.mark.parametrize("case, words", [("constant", "a constant in the model is damaged"),
+@pytest.mark.parametrize("case, words", [("constant", "the tensor of the attribute 'value' is damaged"),
                                          ("not a tensor", "a constant in the model is damaged"),
                                          ("attribute", "the tensor of the attribute 'extra' is damaged")])
 def test_damaged_tensors_are_refused(rfa, tmp_path, case, words):

@@ -400,3 +400,24 @@ def test_a_function_named_model_is_a_factory(tmp_path):
     path.write_text("import torch.nn as nn\n\n\ndef model():\n"
                     "    return nn.Sequential(nn.Conv2d(3, 4, 5), nn.Conv2d(4, 4, 3))\n")
     assert analyze(str(path), 32).r == (7, 7)
+
+
+class _ManualSpaceToDepth(nn.Module):
+    """pixel_unshuffle written by hand: view, permute, reshape, then a 3x3 conv."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(12, 4, 3)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        x = x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, c * 4, h // 2, w // 2)
+        return self.conv(x)
+
+
+def test_space_to_depth_by_reshapes_is_a_window():
+    """Like nn.PixelUnshuffle(2): a 2x2 window with stride 2, so the conv reads 2 + 2 * 2 = 6."""
+    hand = analyze(_ManualSpaceToDepth(), 32)
+    module = analyze(nn.Sequential(nn.PixelUnshuffle(2), nn.Conv2d(12, 4, 3)), 32)
+    assert hand.layer("conv").r_min == module.layer("1").r_min == (6, 6)
+    assert hand.layer("conv").jump == (2, 2)

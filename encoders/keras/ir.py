@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from rfa_toolbox.encoders.pending import merged_handlers
+
 from rfa_toolbox.errors import RFAError
 
 
@@ -67,9 +69,4 @@ def register_handler(class_name: str, handler: Handler) -> None:
 
 def handler_table(extra: Mapping[str, Handler] | None = None) -> dict[str, Handler]:
     """The handlers of one encode: the defaults, then the registered ones, then ``extra``."""
-    table = {**DEFAULT_HANDLERS, **REGISTERED}
-    for name, handler in (extra or {}).items():
-        if not callable(handler):
-            raise KerasFormatError(f"the handler for {name!r} is a {type(handler).__name__}, not a function")
-        table[name] = handler
-    return table
+    return merged_handlers(DEFAULT_HANDLERS, REGISTERED, extra, KerasFormatError)

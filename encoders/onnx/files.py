@@ -183,3 +183,31 @@ def initializer_value(tensor: Any, folder: Path, where: str) -> Any:
     if tensor.data_location == 1:
         return external_value(tensor, folder, where)
     return tensor_array(tensor, f"{where}: the tensor {shown(tensor.name)}")
+
+
+#: attribute types read where a handler needs them, never here: graphs, type protos, sparse and
+#: repeated tensors
+_UNREAD_ATTRIBUTES = {5, 9, 10, 11, 12, 13, 14}
+
+
+def node_attributes(node: Any) -> dict[str, Any]:
+    """A node's attributes as Python values: numbers, text, lists, and tensors (Constant's
+    value, ConstantOfShape's fill) as numpy arrays up to `MAX_ELEMENTS` (None above)."""
+    from onnx import helper
+
+    attrs: dict[str, Any] = {}
+    for attribute in node.attribute:
+        if attribute.type in _UNREAD_ATTRIBUTES:
+            attrs[attribute.name] = None
+        elif attribute.type == 4:  # TENSOR
+            tensor = attribute.t
+            attrs[attribute.name] = tensor_array(tensor, f"the tensor of the attribute {shown(attribute.name)}") \
+                if _elements(tensor) <= MAX_ELEMENTS else None
+        else:
+            value = helper.get_attribute_value(attribute)
+            if isinstance(value, bytes):
+                value = value.decode("utf-8", "replace")
+            elif isinstance(value, list) and value and isinstance(value[0], bytes):
+                value = [v.decode("utf-8", "replace") for v in value]
+            attrs[attribute.name] = value
+    return attrs

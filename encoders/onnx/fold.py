@@ -12,7 +12,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .constants import evaluate
-from .files import initializer_value
+from .files import initializer_value, node_attributes
 from .shape_rules import output_shape
 
 MAX_PASSES = 64  #: shape inference and folding alternate at most this often
@@ -23,7 +23,7 @@ def fold_constants(model: Any, shapes: dict[str, Optional[tuple[int, ...]]], fol
     holding them (the shapes of tensors count as known), and fill in ``shapes`` what the
     rules of `shape_rules` tell where shape inference gave nothing; returns how many nodes
     were replaced."""
-    from onnx import helper, numpy_helper
+    from onnx import numpy_helper
 
     graph = model.graph
     known: dict[str, Any] = {}
@@ -36,18 +36,13 @@ def fold_constants(model: Any, shapes: dict[str, Optional[tuple[int, ...]]], fol
         inputs = [known.get(v) if v else None for v in node.input]
         value = None
         if node.op_type == "Constant":
-            value = next((helper.get_attribute_value(a) for a in node.attribute if a.name == "value"), None)
-            value = numpy_helper.to_array(value) if value is not None else None
+            value = _constant(node)
         elif node.op_type == "Shape" and node.domain in ("", "ai.onnx") and _shape_of(node.input[0], shapes, known):
             attrs = {a.name: a.i for a in node.attribute}
             value = np.array(_shape_of(node.input[0], shapes, known), dtype=np.int64)[attrs.get("start", 0):
                                                                                       attrs.get("end")]
         elif node.domain in ("", "ai.onnx") and node.input and all(v is not None for v in inputs):
-            attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.type in (1, 2, 3, 6, 7, 8)}
-            if node.op_type == "ConstantOfShape":
-                fill = next((a.t for a in node.attribute if a.name == "value"), None)
-                attrs["value"] = numpy_helper.to_array(fill) if fill is not None else None
-            value = evaluate(node.op_type, attrs, inputs)
+            value = evaluate(node.op_type, node_attributes(node), inputs)
         if value is None or len(node.output) != 1:
             kept.append(node)
             _fill_shape(node, shapes, known)
@@ -65,12 +60,9 @@ def _fill_shape(node: Any, shapes: dict[str, Optional[tuple[int, ...]]], known: 
     """The shape of the node's first output, when inference left it unknown and a rule knows it."""
     if not node.output or shapes.get(node.output[0]) is not None or node.domain not in ("", "ai.onnx"):
         return
-    from onnx import helper
-
     in_shapes = [_shape_of(v, shapes, known) if v else None for v in node.input]
     values = [known.get(v) if v else None for v in node.input]
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.type in (1, 2, 3, 6, 7, 8)}
-    shape = output_shape(node.op_type, attrs, in_shapes, values)
+    shape = output_shape(node.op_type, node_attributes(node), in_shapes, values)
     if shape is not None:
         shapes[node.output[0]] = shape
 
@@ -79,3 +71,16 @@ def _shape_of(name: str, shapes: dict[str, Optional[tuple[int, ...]]], known: di
               ) -> Optional[tuple[int, ...]]:
     """A tensor's shape: of its value when it is a constant, else as inferred or filled."""
     return tuple(np.shape(known[name])) if name in known else shapes.get(name)
+
+
+#: a Constant's attributes and their types (TENSOR, FLOAT, FLOATS, INT, INTS, STRING, STRINGS)
+_CONSTANT_TYPES = {"value": 4, "value_float": 1, "value_floats": 6, "value_int": 2, "value_ints": 7,
+                   "value_string": 3, "value_strings": 8}
+
+
+def _constant(node: Any) -> Any:
+    """The value of a Constant node; an attribute of the wrong type is damage (TypeError)."""
+    for attribute in node.attribute:
+        if _CONSTANT_TYPES.get(attribute.name, attribute.type) != attribute.type:
+            raise TypeError(f"Constant's {attribute.name} is not of its type")
+    return next((v for v in node_attributes(node).values() if v is not None), None)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rfa_toolbox.encoders.layout import Axes
-from rfa_toolbox.encoders.pending import Op, Traced
+from rfa_toolbox.encoders.pending import Op, Traced, merged_handlers
 
 from rfa_toolbox.errors import RFAError
 
@@ -115,9 +115,4 @@ def register_handler(op_type: str, handler: Handler) -> None:
 
 def handler_table(extra: Mapping[str, Handler] | None = None) -> dict[str, Handler]:
     """The handlers of one encode: the defaults, then the registered ones, then ``extra``."""
-    table = {**DEFAULT_HANDLERS, **REGISTERED}
-    for op_type, handler in (extra or {}).items():
-        if not callable(handler):
-            raise OnnxFormatError(f"the handler for {op_type!r} is a {type(handler).__name__}, not a function")
-        table[op_type] = handler
-    return table
+    return merged_handlers(DEFAULT_HANDLERS, REGISTERED, extra, OnnxFormatError)

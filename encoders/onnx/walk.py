@@ -16,15 +16,14 @@ from typing import Any, Optional
 import numpy as np
 from rfa_toolbox.encoders.layout import NONE, reshape_layout, spatial_sizes
 from rfa_toolbox.encoders.passes import join_space_to_depth
-from rfa_toolbox.encoders.pending import Op, PendingNode, Traced, layer_of, node_names
+from rfa_toolbox.encoders.pending import Op, PendingNode, Traced, add_pending
 
-from rfa_toolbox.errors import GraphError, shown
+from rfa_toolbox.errors import shown
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.ops import make_layer
 
 from . import handlers as _handlers  # noqa: F401 - fills DEFAULT_HANDLERS
-from .constants import MAX_ELEMENTS, evaluate
-from .files import check_text, import_onnx, initializer_value, parse_onnx, read_onnx_file, tensor_array
+from .files import check_text, import_onnx, initializer_value, node_attributes, parse_onnx, read_onnx_file
 from .fold import MAX_PASSES, fold_constants
 from .ir import Handler, OnnxFormatError, OnnxNode, Unsupported, handler_table
 from .shape_rules import output_shape
@@ -65,33 +64,6 @@ def node_module(node: Any) -> str:
         if isinstance(parts, list) and all(isinstance(p, str) for p in parts):
             return parts[-2] if len(parts) >= 2 else ""
     return module_path(node.name)
-
-
-def _attributes(node: Any) -> dict[str, Any]:
-    from onnx import helper
-
-    attrs = {}
-    for attribute in node.attribute:
-        if attribute.type in (5, 10, 11, 13):  # graphs, tensors: read where needed
-            attrs[attribute.name] = _tensor_attribute(attribute) if attribute.type == 4 else None
-            continue
-        value = helper.get_attribute_value(attribute)
-        if isinstance(value, bytes):
-            value = value.decode("utf-8", "replace")
-        elif isinstance(value, list) and value and isinstance(value[0], bytes):
-            value = [v.decode("utf-8", "replace") for v in value]
-        attrs[attribute.name] = value
-    for attribute in node.attribute:
-        if attribute.type == 4:  # TENSOR (Constant's value, ConstantOfShape's fill)
-            attrs[attribute.name] = _tensor_attribute(attribute)
-    return attrs
-
-
-def _tensor_attribute(attribute: Any) -> Any:
-    tensor = attribute.t
-    count = int(np.prod([max(int(d), 0) for d in tensor.dims])) if tensor.dims else 1
-    return tensor_array(tensor, f"the tensor of the attribute {shown(attribute.name)}") if count <= MAX_ELEMENTS \
-        else None
 
 
 class Walker:
@@ -145,13 +117,7 @@ class Walker:
         if op_type in CONTROL_FLOW and any(isinstance(self.values.get(v), Traced) for v in _subgraph_reads(node)):
             tensors = tensors or [Traced("", (), ())]  # its branches read the input: refused below
         if not tensors:
-            if op_type == "Constant":
-                attrs = _attributes(node)
-                value = next((v for v in attrs.values() if v is not None), None)
-                self._set(node, [np.asarray(value) if value is not None else None])
-            elif node.domain in ("", "ai.onnx"):
-                self._set(node, [evaluate(op_type, _attributes(node), inputs)])
-            return
+            return  # computes constants: folded before the walk where they can be (`fold`)
         if op_type in CONTROL_FLOW:
             article = "an" if op_type[0] in "AEIOU" else "a"
             raise OnnxFormatError(f"node {shown(node.name or op_type)} is {article} {op_type}: control flow (a branch"
@@ -163,11 +129,11 @@ class Walker:
             shape = tensors[0].shape if tensors[0].shape and all(tensors[0].shape) else None
             value = None if shape is None else np.array(shape if op_type == "Shape" else [np.prod(shape)])
             if op_type == "Shape" and value is not None:
-                attrs = _attributes(node)
+                attrs = node_attributes(node)
                 value = value[attrs.get("start", 0): attrs.get("end")]
             self._set(node, [value])
             return
-        attrs = _attributes(node)
+        attrs = node_attributes(node)
         out_sizes = [self.shapes.get(v) if v else None for v in node.output]
         in_sizes = [self._shape(v, value) for v, value in zip(node.input, inputs)]
         if out_sizes and out_sizes[0] is None:  # where inference stopped, the rules may know
@@ -235,14 +201,7 @@ class Walker:
 
     def finish(self, outputs: list[str]) -> Graph:
         """Name the pending nodes, add them and set the outputs."""
-        names = node_names(self.pending, reserved=set(self.graph.inputs))
-        renamed = {f"#{i}": n for i, n in enumerate(names)}
-        for name, node in zip(names, self.pending):
-            try:
-                layer = layer_of(name, node, self.ndim)
-            except GraphError as exc:
-                raise OnnxFormatError(f"the node {node.kind} in {node.module or '(top level)'}: {exc}") from None
-            self.graph.add(layer, [renamed.get(s, s) for s in node.sources])
+        renamed = add_pending(self.graph, self.pending, self.ndim, OnnxFormatError)
         found = [(out, self.values.get(out)) for out in outputs]
         tracked = [(out, renamed.get(v.node, v.node)) for out, v in found if isinstance(v, Traced)]
         self.graph.outputs = list(dict.fromkeys(node for _, node in tracked))

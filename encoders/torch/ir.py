@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, TypeVar, overload
 
 from rfa_toolbox.encoders.layout import Axes
-from rfa_toolbox.encoders.pending import Op, Traced
+from rfa_toolbox.encoders.pending import Op, Traced, merged_handlers
 
 from rfa_toolbox.errors import RFAError
 
@@ -124,9 +124,4 @@ def register_handler(kind: str, handler: Handler) -> None:
 
 def handler_table(extra: Mapping[str, Handler] | None = None) -> dict[str, Handler]:
     """The handlers of one encode: the defaults, then the registered ones, then ``extra``."""
-    table = {**DEFAULT_HANDLERS, **REGISTERED}
-    for kind, handler in (extra or {}).items():
-        if not callable(handler):
-            raise TraceError(f"the handler for {kind!r} is a {type(handler).__name__}, not a function")
-        table[qualified(kind)] = handler
-    return table
+    return merged_handlers(DEFAULT_HANDLERS, REGISTERED, extra, TraceError, key=qualified)

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from rfa_toolbox.encoders.layout import NONE, Layout, spatial_sizes
-from rfa_toolbox.encoders.pending import PendingNode, layer_of, node_names
+from rfa_toolbox.encoders.pending import PendingNode, add_pending
 
-from rfa_toolbox.errors import GraphError
 from rfa_toolbox.graph import Graph
 from rfa_toolbox.ops import make_layer
 
@@ -212,14 +211,7 @@ class Walker:
     def finish(self, output_values: list[Any], labels: Sequence[str] = ()) -> Graph:
         """Name the pending nodes, add them to the graph and set its outputs; ``labels`` name
         the flattened outputs (used when there is one per output tensor)."""
-        names = node_names(self.pending, reserved=set(self.graph.inputs))
-        renamed: dict[str, str] = {f"#{i}": n for i, n in enumerate(names)}
-        for name, node in zip(names, self.pending):
-            try:
-                layer = layer_of(name, node, self.ndim)
-            except GraphError as exc:
-                raise TraceError(f"the op {node.kind} in module {node.module or '(top level)'}: {exc}") from None
-            self.graph.add(layer, [renamed.get(s, s) for s in node.sources])
+        renamed = add_pending(self.graph, self.pending, self.ndim, TraceError)
         flat = [renamed.get(t.node, t.node) for value in output_values for t in _flatten(value)]
         self.graph.outputs = list(dict.fromkeys(flat))
         if len(labels) == len(flat):  # a tensor returned under several names gets them all

@@ -4,7 +4,6 @@ softmax, matrix products, einsum and attention."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from rfa_toolbox.encoders.layout import axes_of
@@ -21,35 +20,9 @@ _RESHAPES = {"Reshape": "reshape", "Flatten": "flatten", "Squeeze": "squeeze", "
 
 @handles(*_RESHAPES)
 def _reshape(node: OnnxNode) -> Op:
-    """Neutral; the layout follows the inferred shapes (as PyTorch's views do). A reshape that
-    moves blocks of positions into another dim (space-to-depth written as Reshape, Transpose,
-    Reshape: PyTorch's export of pixel_unshuffle) is a window of the block on those axes."""
-    op = as_aten(node, _RESHAPES[node.op_type], [node.inputs[0], None])
-    return _blocks_to_depth(op) if op.layout is not None else op
-
-
-def _pure(dim: Any, axis: int) -> bool:
-    factors = getattr(dim, "factors", None)
-    return set(dim) == {axis} and (factors is None or all(set(axes) == {axis} for axes, _ in factors))
-
-
-def _blocks_to_depth(op: Op) -> Op:
-    original = tuple(op.layout or ())
-    layout = list(original)
-    window: dict[int, tuple[int, Any, int]] = {}
-    for axis in sorted(set().union(*original)):
-        holders = [i for i, dim in enumerate(original) if axis in dim]
-        pure = [i for i in holders if _pure(original[i], axis)]
-        mixed = [i for i in holders if i not in pure]
-        block = math.prod(n for i in mixed for axes, n in getattr(original[i], "factors", ()) if set(axes) == {axis})
-        if len(pure) != 1 or not mixed or block <= 1:
-            continue
-        window[axis] = (block, block, 1)
-        for i in mixed:
-            layout[i] = frozenset(layout[i] - {axis})
-    if not window:
-        return op
-    return Op("space_to_depth", Transfer.WINDOW, True, window=window, layout=tuple(layout))
+    """Neutral; the layout follows the inferred shapes, as PyTorch's views do (a reshape that
+    moves blocks of positions into the channels is a window, see the PyTorch handler)."""
+    return as_aten(node, _RESHAPES[node.op_type], [node.inputs[0], None])
 
 
 @handles("Transpose")

@@ -3,6 +3,9 @@ permutes, selection, splits, and the neutral ops (activations, norms, padding)."
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from rfa_toolbox.encoders.layout import NONE, Layout, dim_index, reshape_layout
 
 from rfa_toolbox.graph import Transfer
@@ -72,9 +75,39 @@ def _view(call: Call) -> Op:
             layout = (NONE,) * (len(after) - len(before)) + layout
         else:
             layout = reshape_layout(layout, before, after)
+            blocks = _blocks_to_depth(layout)
+            if blocks is not None:
+                return blocks
     short = {"channel_shuffle": "channel_shuffle", "native_channel_shuffle": "channel_shuffle"}
     return Op(short.get(kind, "view" if kind not in ("dropout", "feature_dropout", "alpha_dropout",
                                                     "dropout_") else "dropout"), layout=layout)
+
+
+def _pure(dim: Any, axis: int) -> bool:
+    """Does the dim carry ``axis`` alone, in every factor it was composed of?"""
+    factors = getattr(dim, "factors", None)
+    return set(dim) == {axis} and (factors is None or all(set(axes) == {axis} for axes, _ in factors))
+
+
+def _blocks_to_depth(layout: Layout) -> Op | None:
+    """A reshape that leaves one dim with an axis's positions and moves blocks of that axis into
+    another dim (space-to-depth written as view, permute, reshape; PyTorch's ONNX export of
+    pixel_unshuffle) is a window of the block with that stride; None for any other reshape."""
+    found = list(layout)
+    window: dict[int, tuple[int, Any, int]] = {}
+    for axis in sorted(set().union(*layout)):
+        holders = [i for i, dim in enumerate(layout) if axis in dim]
+        pure = [i for i in holders if _pure(layout[i], axis)]
+        mixed = [i for i in holders if i not in pure]
+        block = math.prod(n for i in mixed for axes, n in getattr(layout[i], "factors", ()) if set(axes) == {axis})
+        if len(pure) != 1 or not mixed or block <= 1:
+            continue
+        window[axis] = (block, block, 1)
+        for i in mixed:
+            found[i] = frozenset(found[i] - {axis})
+    if not window:
+        return None
+    return Op("space_to_depth", Transfer.WINDOW, True, window=window, layout=tuple(found))
 
 
 @handles("permute", "transpose", "transpose_", "t", "swapaxes", "movedim", "numpy_T")
