@@ -34,9 +34,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
     for option, value in (("--structure", structure), ("--module", module)):
         if value is not None and not torch_model:
             raise RFAError(f"{option} applies to PyTorch models (a model file, torchvision: or timm:)")
-    keras_named = isinstance(model, (str, Path)) and (str(model).startswith("keras:")
-                                                      or str(model).lower().endswith(".keras"))
-    if input_shape is not None and (keras_named or _is_keras_model(model)):
+    if input_shape is not None and _names_keras_model(model):
         raise RFAError("--input-shape applies to PyTorch and ONNX models; a Keras model's channels and"
                        " layout come from its file: give the spatial size with --res")
     if isinstance(model, Graph):
@@ -47,11 +45,7 @@ def load_graph(model: ModelLike, resolution: Any = None, input_shape: Any = None
         return _torch_graph(model, resolution, input_shape, strict, allow_unknown, structure,
                             handlers, module)
     if type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx"):
-        from rfa_toolbox.encoders.onnx import graph_from_onnx
-
-        onnx_graph: Graph = graph_from_onnx(model, resolution, _shape(input_shape), strict=strict,
-                                            allow_unknown=allow_unknown, handlers=handlers)
-        return onnx_graph
+        return _onnx_graph(model, resolution, input_shape, strict, allow_unknown, handlers)
     if _is_keras_model(model):
         from rfa_toolbox.encoders import keras
 
@@ -96,9 +90,16 @@ def is_torch_module(obj: Any) -> bool:
 def names_framework_model(model: ModelLike) -> bool:
     """Does ``model`` name or hold a PyTorch or Keras model (which is built and traced)?"""
     if isinstance(model, (str, Path)):
-        text = str(model)
-        return names_torch_model(text) or text.startswith("keras:") or text.lower().endswith(".keras")
+        return names_torch_model(model) or _names_keras_model(model)
     return names_torch_model(model) or _is_keras_model(model)
+
+
+def _names_keras_model(model: ModelLike) -> bool:
+    """Does ``model`` name (keras:NAME, a .keras archive) or hold a Keras model?"""
+    if isinstance(model, (str, Path)):
+        text = str(model)
+        return text.startswith("keras:") or text.lower().endswith(".keras")
+    return _is_keras_model(model)
 
 
 def _is_keras_model(obj: Any) -> bool:
@@ -138,22 +139,17 @@ def _keras_or_spec(text: str, handlers: Mapping[str, Any] | None) -> Graph:
         raise
 
 
-def _onnx_graph(path: Path, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,
+def _onnx_graph(source: Any, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,
                 handlers: Mapping[str, Any] | None) -> Graph:
+    """The graph of an ONNX file (a path) or ``onnx.ModelProto``; ``input_shape`` as text or
+    sizes (``3x224x224``)."""
     from rfa_toolbox.encoders.onnx import graph_from_onnx
-
-    graph: Graph = graph_from_onnx(path, resolution, _shape(input_shape), strict=strict, allow_unknown=allow_unknown,
-                                   handlers=handlers)
-    return graph
-
-
-def _shape(input_shape: Any) -> Any:
-    """``--input-shape`` (such as ``3x224x224``) as a tuple of ints, or None."""
-    if input_shape is None:
-        return None
     from rfa_toolbox.resolution import parse_resolution
 
-    return parse_resolution(input_shape)
+    shape = parse_resolution(input_shape) if input_shape is not None else None
+    graph: Graph = graph_from_onnx(source, resolution, shape, strict=strict, allow_unknown=allow_unknown,
+                                   handlers=handlers)
+    return graph
 
 
 def _torch_graph(model: Any, resolution: Any, input_shape: Any, strict: bool, allow_unknown: bool,
